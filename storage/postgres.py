@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from ._group_commit import Appending, GroupCommitter, Part
+from ._postgres_hosts import HostChooser, url_hosts
 from ._postgres_schema import (
     APPEND,
     COMPACT,
@@ -161,9 +162,12 @@ class PostgresStore(StoreQueries):
         """Connect, create the tables if needed and start the writer."""
         if self._pool is not None:
             raise StoreError(f"{self._where} is already open")
+        hosts = url_hosts(self._dsn)
         try:
             pool = await asyncpg.create_pool(
                 self._dsn,
+                # A multi-host URL: each host in turn with its own timeout (a failover).
+                connect=HostChooser(hosts).connect if len(hosts) > 1 else None,
                 min_size=1,
                 max_size=self._pool_size,
                 reset=keep_session,

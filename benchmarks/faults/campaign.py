@@ -81,6 +81,8 @@ class ScheduleResult:
     revived: list[str] = field(default_factory=list)
     """What had to be started again after the heal window for the next schedule."""
     reconnects: int = 0
+    phone_restarts: int = 0
+    """Phone apps killed and opened again on their store (``phone-restart``)."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -136,13 +138,23 @@ async def pick_weddings(
     return weddings, homes
 
 
-def writers_for(weddings: list[str], per_wedding: int) -> list[dict[str, str]]:
+def writers_for(
+    weddings: list[str], per_wedding: int, phones: Path | None = None
+) -> list[dict[str, str]]:
+    """``per_wedding`` writers of each wedding (y-websocket, Hocuspocus, pycrdt in turn),
+    and, given ``phones``, one phone app each keeping its document in a folder there."""
     protocols = ["sync", "collab", "pycrdt"]
-    return [
+    writers = [
         {"wedding": w, "name": f"{w}-{protocols[i % 3]}{i}", "protocol": protocols[i % 3]}
         for w in weddings
         for i in range(per_wedding)
     ]
+    if phones is not None:
+        writers += [
+            {"wedding": w, "name": f"{w}-phone", "protocol": "phone", "store": str(phones / w)}
+            for w in weddings
+        ]
+    return writers
 
 
 async def step(action: Any, cluster: Cluster, fault: Fault, failures: list[str], what: str) -> None:
@@ -164,7 +176,8 @@ async def run_schedule(
     faults = schedule(rng, first, args.kinds, servers, args.length, args.overlap, clients)
     await asyncio.to_thread(cluster.wait_proxy_up)
     weddings, homes = await pick_weddings(cluster, number, args.weddings)
-    writers = writers_for(weddings, args.writers)
+    phones = cluster.dir / "phones" if "phone-restart" in args.kinds else None
+    writers = writers_for(weddings, args.writers, phones)
     client_hosts = [h for name, h in cluster.network.hosts.items() if name.startswith("c")]
     hosts: list[ClientHost] = []
     for i, host in enumerate(client_hosts):
@@ -200,7 +213,7 @@ async def run_schedule(
             if pending == 0:
                 break
             await asyncio.sleep(0.5)  # the clients' own reconnects: nothing to wait on
-        stores = {w: await read_store(cluster.postgres.url, w) for w in weddings}
+        stores = {w: await read_store(cluster.database_url, w) for w in weddings}
         svs = {w: base64.b64encode(s.state_vector).decode() for w, s in stores.items()}
         for ch in hosts:
             await ch.ask({"cmd": "final", "svs": svs, "timeout": 20}, "final", 120)
@@ -272,7 +285,7 @@ async def rooms_behind(
             return found
         await asyncio.sleep(1)
         for w in weddings:
-            stores[w] = await read_store(cluster.postgres.url, w)
+            stores[w] = await read_store(cluster.database_url, w)
 
 
 async def judge(
@@ -293,10 +306,11 @@ async def judge(
         ],
     )
     replicas = [Replica.of(r) for r in results]
+    result.phone_restarts = sum(int(r.get("restarts", 0)) for r in results)
     # Whatever a replica holds that the store did not when it was read (a client resent
     # it after), the store must hold now: read again.
     for w in weddings:
-        stores[w] = await read_store(cluster.postgres.url, w)
+        stores[w] = await read_store(cluster.database_url, w)
     for replica in replicas:
         store = stores[replica.wedding]
         result.reconnects += replica.reconnects
@@ -341,7 +355,7 @@ async def judge(
             break
         await asyncio.sleep(1)  # another process commits: look again
         for w in weddings:
-            stores[w] = await read_store(cluster.postgres.url, w)
+            stores[w] = await read_store(cluster.database_url, w)
     result.diverged = len(apart)
     for replica in apart:
         result.notes.append(f"{replica.name} ({replica.protocol}) diverged from the store")
@@ -371,7 +385,7 @@ async def judge(
             break
         await asyncio.sleep(1)  # the derivation runs behind the commits: look again
         for w in weddings:
-            stores[w] = await read_store(cluster.postgres.url, w)
+            stores[w] = await read_store(cluster.database_url, w)
     for c in checks.values():
         result.missing_events += c.missing
         result.duplicated_events += c.duplicated
@@ -389,7 +403,8 @@ def describe(number: int, seed: int, r: ScheduleResult) -> str:
         f"events doubled {r.duplicated_events} "
         f"missing {r.missing_events}; longest wait {worst} s (weddings of healthy servers: "
         f"{r.healthy_unavailability}), recovery {r.recovery} s, reconnects {r.reconnects}, "
-        f"never acknowledged {r.never_acknowledged or 0}, by protocol {r.longest_wait}, "
+        + (f"phones restarted {r.phone_restarts}, " if r.phone_restarts else "")
+        + f"never acknowledged {r.never_acknowledged or 0}, by protocol {r.longest_wait}, "
         f"homes {r.homes}" + ("" if r.ok else " FAILED")
     )
 
@@ -487,7 +502,8 @@ async def campaign(args: argparse.Namespace) -> int:
         for c in range(args.client_hosts):
             network.add(f"c{c + 1}", 31 + c)
         fake_clock = "server-clock-jump" in args.kinds
-        cluster = await asyncio.to_thread(Cluster.build, network, directory, 2, fake_clock)
+        standby = any(k.startswith("pg-failover") for k in args.kinds)
+        cluster = await asyncio.to_thread(Cluster.build, network, directory, 2, fake_clock, standby)
         seeds = random.Random(args.seed)
         for number in range(args.schedules):
             seed = seeds.randrange(2**32)
@@ -499,10 +515,11 @@ async def campaign(args: argparse.Namespace) -> int:
     finally:
         if cluster is not None:
             await asyncio.to_thread(cluster.close)
-            if args.keep:
-                print(f"PostgreSQL's data: {cluster.postgres.dir}")
-            else:
-                shutil.rmtree(cluster.postgres.dir, ignore_errors=True)
+            for node in cluster.nodes:
+                if args.keep:
+                    print(f"PostgreSQL's data ({node.host.name}): {node.dir}")
+                else:
+                    shutil.rmtree(node.dir, ignore_errors=True)
         network.remove()
     rows = table(results)
     print_table(rows)

@@ -177,33 +177,55 @@ class PyWriter:
 
 @dataclass
 class NodeWriter:
-    """``node tests/js/faultclient.mjs`` as a child process."""
+    """``node tests/js/faultclient.mjs`` as a child process. A phone (``protocol``
+    ``phone``: a y-websocket app that keeps its document on disk, ``--store``) killed by
+    the campaign (``phone-restart``) is started again on its store, as its user would."""
 
     wedding: str
     name: str
     protocol: str
+    argv: list[str]
     process: asyncio.subprocess.Process
     replies: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    finished: bool = False
+    restarts: int = 0
 
     @classmethod
     async def start(
-        cls, url: str, wedding: str, name: str, protocol: str, rate: float
+        cls, url: str, wedding: str, name: str, protocol: str, rate: float, store: str = ""
     ) -> NodeWriter:
-        process = await asyncio.create_subprocess_exec(
+        argv = [
             os.environ.get("NODE", "node"), str(NODE_CLIENT), "--url", url, "--protocol",
-            protocol, "--wedding", wedding, "--name", name, "--rate", str(rate),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            limit=64 * 1024 * 1024,
-        )  # fmt: skip
-        writer = cls(wedding, name, protocol, process)
+            "sync" if protocol == "phone" else protocol, "--wedding", wedding, "--name", name,
+            "--rate", str(rate), *(["--store", store] if store else []),
+        ]  # fmt: skip
+        writer = cls(wedding, name, protocol, argv, await cls._spawn(argv))
         asyncio.get_running_loop().create_task(writer._read())
         return writer
 
+    @staticmethod
+    async def _spawn(argv: list[str]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            limit=64 * 1024 * 1024,
+        )  # fmt: skip
+
     async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for line in self.process.stdout:
-            with contextlib.suppress(ValueError):
-                self.replies.put_nowait(json.loads(line))
+        while True:
+            assert self.process.stdout is not None
+            async for line in self.process.stdout:
+                with contextlib.suppress(ValueError):
+                    reply = json.loads(line)
+                    if reply.get("event") == "final":
+                        self.finished = True
+                    if reply.get("event") != "ready" or not self.restarts:
+                        self.replies.put_nowait(reply)
+            await self.process.wait()
+            if self.finished or self.protocol != "phone":
+                break
+            # Killed: the app is opened again on what it kept.
+            self.restarts += 1
+            self.process = await self._spawn(self.argv)
         self.replies.put_nowait({"event": "exit"})
 
     async def ask(self, command: dict[str, Any], event: str, timeout: float) -> dict[str, Any]:
@@ -230,8 +252,11 @@ async def main(config: dict[str, Any]) -> None:
             py.append(writer)
             tasks.append(asyncio.create_task(writer.run()))
         else:
+            store = spec.get("store", "")
             node.append(
-                await NodeWriter.start(url, spec["wedding"], spec["name"], spec["protocol"], rate)
+                await NodeWriter.start(
+                    url, spec["wedding"], spec["name"], spec["protocol"], rate, store
+                )
             )
     for w in node:
         reply = await w.ask({}, "ready", 60)
@@ -284,6 +309,7 @@ async def final(
         reply = await w.ask(
             {"cmd": "final", "sv": sv, "timeout_ms": int(timeout * 1000)}, "final", timeout + 30
         )
+        reply["restarts"] = w.restarts
         results.append({"name": w.name, "protocol": w.protocol, "wedding": w.wedding, **reply})
 
     await asyncio.gather(*(py_final(p) for p in py), *(node_final(w) for w in node))

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmarks.faults.netns import Host, Network, sh
+from benchmarks.faults.netns import Host, Network
+from benchmarks.faults.pgnodes import Postgres, multi_host_url
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_PORT = 5432
 REDIS_PORT = 6379
 SERVER_PORT = 8000
 PROXY_PORT = 8080
@@ -51,13 +51,6 @@ def faketime_env(clock_file: Path) -> dict[str, str]:
         "FAKETIME_NO_CACHE": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
-
-
-def pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise RuntimeError(f"no {name}: scripts/setup-faults installs PostgreSQL")
-    return found[-1]
 
 
 def wait_until(what: str, done: Any, timeout: float) -> None:
@@ -126,52 +119,6 @@ class Service:
 
 
 @dataclass
-class Postgres:
-    host: Host
-    dir: Path
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@{self.host.address}:{PG_PORT}/crdt"
-
-    def _as_postgres(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return sh(*self.host.argv("runuser", "-u", "postgres", "--", *argv))
-
-    def create(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        shutil.chown(self.dir, "postgres", "postgres")
-        data = self.dir / "data"
-        self._as_postgres(pg_bin("initdb"), "-D", str(data), "--auth=trust", "-U", "postgres")
-        subnet = ".".join(self.host.address.split(".")[:3]) + ".0/24"
-        with (data / "pg_hba.conf").open("a") as hba:
-            hba.write(f"host all all {subnet} trust\n")
-        with (data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                f"listen_addresses = '{self.host.address}'\nport = {PG_PORT}\n"
-                f"unix_socket_directories = '{self.dir}'\nmax_connections = 100\n"
-                "shared_buffers = 32MB\n"
-            )
-        self.start()
-        self._as_postgres(pg_bin("createdb"), "-h", str(self.dir), "-p", str(PG_PORT), "crdt")
-
-    def ctl(self, *args: str) -> None:
-        self._as_postgres(
-            pg_bin("pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "log"),
-            "-w", "-t", "60", *args,
-        )  # fmt: skip
-
-    def start(self) -> None:
-        self.ctl("start")
-
-    def restart(self, mode: str) -> None:
-        self.ctl("restart", "-m", mode)
-
-    def stop(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.ctl("stop", "-m", "fast")
-
-
-@dataclass
 class Redis:
     service: Service
 
@@ -221,6 +168,17 @@ class Cluster:
     proxy: Service
     secret: str = ""
     """The servers' shared ``CRDT_SERVER_AUTH_SECRET``."""
+    standby: Postgres | None = None
+    """The primary's synchronous standby (``Cluster.build(standby)``); after a failover,
+    the old primary until it is made the new one's standby again."""
+    nodes: list[Postgres] = field(default_factory=list)
+    """Every PostgreSQL host, in the servers' URL's order."""
+
+    @property
+    def database_url(self) -> str:
+        """What the servers and the checker connect to: with a standby, a multi-host URL
+        to whichever node is read-write."""
+        return multi_host_url(self.nodes) if len(self.nodes) > 1 else self.postgres.url
 
     @property
     def url(self) -> str:
@@ -229,10 +187,16 @@ class Cluster:
 
     @classmethod
     def build(
-        cls, network: Network, directory: Path, servers: int = 2, fake_clock: bool = False
+        cls,
+        network: Network,
+        directory: Path,
+        servers: int = 2,
+        fake_clock: bool = False,
+        standby: bool = False,
     ) -> Cluster:
         """``fake_clock``: the servers run under libfaketime, their wall clocks moved by
-        :meth:`clock_file` (``server-clock-jump``)."""
+        :meth:`clock_file` (``server-clock-jump``); ``standby``: PostgreSQL has a
+        synchronous standby on a host of its own, ``pg2`` (``pg-failover``)."""
         if servers != 2:
             raise ValueError("deploy/haproxy.cfg names two servers")
         pg_host = network.add("pg", 10)
@@ -243,6 +207,14 @@ class Cluster:
         # campaign's folder may be private (pytest's are).
         postgres = Postgres(pg_host, Path(tempfile.mkdtemp(prefix=f"{network.tag}-pg-")))
         postgres.create()
+        nodes = [postgres]
+        if standby:
+            pg2 = network.add("pg2", 13)
+            second = Postgres(pg2, Path(tempfile.mkdtemp(prefix=f"{network.tag}-pg-")))
+            second.follow(postgres)
+            postgres.synchronous(True)
+            nodes.append(second)
+        database_url = multi_host_url(nodes) if standby else postgres.url
         redis = Redis(
             Service(
                 redis_host,
@@ -258,7 +230,7 @@ class Cluster:
         secret = secrets.token_hex(32)
         env = {
             "CRDT_SERVER_AUTH_SECRET": secret,
-            "CRDT_SERVER_DATABASE_URL": postgres.url,
+            "CRDT_SERVER_DATABASE_URL": database_url,
             "CRDT_SERVER_REDIS_URL": redis.url,
             "CRDT_SERVER_ALLOW_ANONYMOUS": "1",
             "CRDT_SERVER_ALLOW_ANONYMOUS_ON_NETWORK": "1",
@@ -290,7 +262,10 @@ class Cluster:
             },
         )  # fmt: skip
         proxy.start()
-        cluster = cls(network, directory, postgres, redis, made, proxy, secret)
+        cluster = cls(
+            network, directory, postgres, redis, made, proxy, secret,
+            nodes[1] if standby else None, nodes,
+        )  # fmt: skip
         wait_until(
             "haproxy",
             lambda: http_status(f"http://{lb_host.address}:{PROXY_PORT}/readyz") == 200,
@@ -366,7 +341,8 @@ class Cluster:
         for server in self.servers:
             server.service.stop()
         self.redis.service.stop()
-        self.postgres.stop()
+        for node in self.nodes or [self.postgres]:
+            node.stop()
 
 
 @dataclass

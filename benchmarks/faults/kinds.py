@@ -11,16 +11,19 @@ through its steps in a thread of its own until the heal stops it: :func:`_cycle`
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmarks.faults.clockprobe import probe
 from benchmarks.faults.cluster import Cluster
 from benchmarks.faults.netns import Host
+from benchmarks.faults.pgnodes import failover, rebuild
 
 __all__ = ["KINDS", "Fault", "Kind", "schedule"]
 
@@ -32,6 +35,8 @@ JUMP = 600
 """How far a server's wall clock jumps, forwards then backwards (seconds)."""
 FLAP = (2.0, 3.0)
 """A flapping link: seconds down, then seconds up, again until healed."""
+OFFLINE_BEFORE_KILL = 1.6
+"""Seconds a phone app writes offline before it is killed (``phone-restart``)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,17 @@ def _cut(peer: str, both: bool) -> Callable[[Cluster, str], None]:
             host.iptables("-A", "INPUT", "-s", address, "-j", "DROP")
 
     return apply
+
+
+def _cut_servers(cluster: Cluster, target: str) -> None:
+    """The target server cut from every other server, both ways (they meet only through
+    Redis and PostgreSQL: nothing should notice)."""
+    host = cluster.server(target).service.host
+    for other in cluster.servers:
+        if other.name != target:
+            address = other.service.host.address
+            host.iptables("-A", "OUTPUT", "-d", address, "-j", "DROP")
+            host.iptables("-A", "INPUT", "-s", address, "-j", "DROP")
 
 
 def _loss(peer: str) -> Callable[[Cluster, str], None]:
@@ -132,6 +148,26 @@ def _pg_restart(mode: str) -> Callable[[Cluster, str], None]:
         cluster.postgres.restart(mode)
 
     return apply
+
+
+def _failover(fence: str) -> Callable[[Cluster, str], None]:
+    """The standby promoted (the old primary fenced first: :func:`failover`); the cluster's
+    primary is the promoted one from now on, its standby the old primary (down, or
+    running unfenced on its own timeline) until the heal rebuilds it."""
+
+    def apply(cluster: Cluster, target: str) -> None:
+        old, new = cluster.postgres, cluster.standby
+        if new is None:
+            raise RuntimeError("no standby: Cluster.build(standby=True)")
+        failover(old, new, fence)
+        cluster.postgres, cluster.standby = new, old
+
+    return apply
+
+
+def _rebuild(cluster: Cluster, target: str) -> None:
+    assert cluster.standby is not None
+    rebuild(cluster.standby, cluster.postgres)
 
 
 def _nothing(cluster: Cluster, target: str) -> None:
@@ -201,6 +237,23 @@ def _link(state: str) -> Callable[[Cluster, str], None]:
     return apply
 
 
+def _kill_phones(cluster: Cluster, target: str) -> None:
+    """The client host offline (its link down) for :data:`OFFLINE_BEFORE_KILL` seconds,
+    then every phone app on it SIGKILLed mid-edit (what it wrote offline is only in its
+    store); its client host opens each again on its store, still offline."""
+    host = cluster.network.hosts[target]
+    host.run("ip", "link", "set", "eth0", "down")
+    time.sleep(OFFLINE_BEFORE_KILL)  # the fault's shape: edits made offline, then the kill
+    pids = host.run("ip", "netns", "pids", host.netns, check=False).stdout.split()
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone already
+        if any(a.endswith(b"faultclient.mjs") for a in argv) and b"--store" in argv:
+            os.kill(int(pid), signal.SIGKILL)
+
+
 _JUMPS = _cycle("server-clock-jump", [(_clock(JUMP), 4.0), (_clock(-JUMP), 4.0)], _clock(0))
 _FLAPS = _cycle("clients-flap", [(_link("down"), FLAP[0]), (_link("up"), FLAP[1])], _link("up"))
 
@@ -212,6 +265,7 @@ _KINDS = (
     Kind("pg-loss", f"{LOSS:.0%} loss between a server and {_PG}", _loss("pg"), _flush),
     Kind("redis-cut", "a server cut from Redis, both ways", _cut("redis", True), _flush),
     Kind("clients-cut", f"a server cut from {_LB}, both ways", _cut("lb", True), _flush),
+    Kind("servers-cut", "a server cut from the other servers, both ways", _cut_servers, _flush),
     Kind("clients-cut-oneway", f"a server's packets to {_LB} dropped", _cut("lb", False), _flush),
     Kind("clients-loss", f"{LOSS:.0%} loss between a server and {_LB}", _loss("lb"), _flush),
     Kind("server-slow-link", f"a server's link limited to {RATE} (tc tbf)", _slow, _fast),
@@ -221,15 +275,28 @@ _KINDS = (
     Kind("pg-restart-fast", f"{_PG} restart -m fast", _pg_restart("fast"), _nothing, True),
     Kind("pg-restart-immediate", f"{_PG} restart -m immediate", _pg_restart("immediate"),
          _nothing, True),
+    Kind("pg-failover", f"{_PG} failed over to its synchronous standby, the primary "
+         "fenced first (stopped -m immediate)", _failover("stop"), _rebuild),
+    Kind("pg-failover-dropped", f"{_PG} failed over to its synchronous standby, the "
+         "primary fenced first by dropping its port (still running)", _failover("drop"),
+         _rebuild),
+    Kind("pg-failover-unfenced", f"{_PG} failed over to its synchronous standby, the "
+         "primary left running read-write", _failover("none"), _rebuild),
     Kind("server-clock-jump", f"a server's wall clock {JUMP // 60} min forwards, then "
          "backwards, every 4 s (libfaketime)", *_JUMPS),
+    Kind("phone-restart", f"a client host offline; {OFFLINE_BEFORE_KILL} s later its phone "
+         "apps (y-websocket, their document on disk) SIGKILLed mid-edit and opened again "
+         "offline; back online at the heal", _kill_phones, _link("up")),
     Kind("clients-flap", f"a client host's link down {FLAP[0]:.0f} s, up {FLAP[1]:.0f} s, "
          "again", *_FLAPS),
 )  # fmt: skip
 KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
 SERVER_KINDS = {n for n in KINDS if n.split("-")[0] in ("pg", "redis", "clients", "server")}
 SERVER_KINDS -= {"pg-restart-fast", "pg-restart-immediate", "clients-flap"}
-CLIENT_KINDS = {"clients-flap"}
+SERVER_KINDS -= {n for n in KINDS if n.startswith("pg-failover")}
+SERVER_KINDS |= {"servers-cut"}
+SERVER_KINDS -= {"phone-restart"}
+CLIENT_KINDS = {"clients-flap", "phone-restart"}
 """Kinds whose target is a client host."""
 
 

@@ -5,13 +5,13 @@
 // notes), an RSVP answer, a note typed into the guest's notes, a guest's name changed.
 //
 //   node faultclient.mjs --url ws://HOST:PORT --protocol sync|collab --wedding W --name N
-//       --rate 2
+//       --rate 2 [--store DIR]
 //
 // stdout, one JSON object per line: {"event":"ready"} once synced; on stdin "stop" it stops
 // writing; on "drain" it answers {"event":"drained","pending":n}; on {"cmd":"final","sv":B64,
 // "timeout_ms":n} it waits until its document holds the state vector sv (the store's), then
 // prints {"event":"final","ops":[...],"state":B64 of its whole state,"reconnects":n} and
-// exits. Every op is {id, kind, guest, value, clock, sent, acked} (wall-clock seconds; acked
+// exits. Every op is {id, kind, guest, value, client, clock, sent, acked} (wall-clock seconds; acked
 // null when it never was). Acknowledged means: on /sync, the server's echo of the op's clock
 // came back (the protocol echoes only what is committed); on /collab, the provider had no
 // unsynced changes left (SyncStatus answers commits) after the op was made.
@@ -30,6 +30,13 @@ const protocol = arg('protocol', 'sync')
 const wedding = arg('wedding')
 const name = arg('name')
 const rate = Number(arg('rate', '2'))
+// --store DIR: a phone app (protocol sync) that keeps its document and its ops on disk, as
+// y-indexeddb keeps an app's updates: every update appended to DIR/updates the moment it
+// is made (written to the OS before the edit returns: it survives a SIGKILL of the app,
+// not a crash of the machine), every op and acknowledgement to DIR/ops.jsonl. Started
+// again on the same DIR, it loads both, says ready at once (an app works offline) and
+// re-sends what the server lacks when it connects.
+const storeDir = arg('store')
 
 const { WebSocket } = await import('ws')
 if (typeof globalThis.WebSocket === 'undefined') globalThis.WebSocket = WebSocket
@@ -39,14 +46,61 @@ const decoding = await import('lib0/decoding')
 const doc = new Y.Doc()
 const now = () => Date.now() / 1000
 const ops = []
+let restored = false
+let persistOp = () => {}
+if (storeDir) {
+  const fs = await import('node:fs')
+  const path = await import('node:path')
+  fs.mkdirSync(storeDir, { recursive: true })
+  const updatesFile = path.join(storeDir, 'updates')
+  const opsFile = path.join(storeDir, 'ops.jsonl')
+  if (fs.existsSync(updatesFile)) {
+    const bytes = fs.readFileSync(updatesFile)
+    let at = 0
+    // A record cut short by the kill (its length written, not all its bytes) is skipped.
+    while (at + 4 <= bytes.length) {
+      const size = bytes.readUInt32BE(at)
+      if (at + 4 + size > bytes.length) break
+      Y.applyUpdate(doc, bytes.subarray(at + 4, at + 4 + size), 'store')
+      at += 4 + size
+    }
+    restored = true
+  }
+  if (fs.existsSync(opsFile)) {
+    const byId = new Map()
+    for (const line of fs.readFileSync(opsFile, 'utf8').split('\n')) {
+      let record
+      try {
+        record = JSON.parse(line)
+      } catch {
+        continue // empty, or cut short by the kill
+      }
+      if (record.ack !== undefined) {
+        const op = byId.get(record.ack)
+        if (op && op.acked === null) op.acked = record.at
+      } else {
+        byId.set(record.id, record)
+        ops.push(record)
+      }
+    }
+  }
+  doc.on('update', (update, origin) => {
+    if (origin === 'store') return
+    const head = Buffer.alloc(4)
+    head.writeUInt32BE(update.length)
+    fs.appendFileSync(updatesFile, Buffer.concat([head, Buffer.from(update)]))
+  })
+  persistOp = (record) => fs.appendFileSync(opsFile, JSON.stringify(record) + '\n')
+}
 let reconnects = 0
 let opens = 0
 
 // /sync: every frame the server sends passes through here first; the clock range of each
 // sync step 2 or update it carries acknowledges this client's ops up to that clock.
-let echoed = 0
-const ackUpTo = (clock, at) => {
-  for (const op of ops) if (op.acked === null && op.clock <= clock) op.acked = at
+// Each op names the client id that wrote it (a phone started again writes under a new one).
+const acknowledge = (op, at) => {
+  op.acked = at
+  persistOp({ ack: op.id, at })
 }
 const seeFrame = (data) => {
   try {
@@ -56,10 +110,11 @@ const seeFrame = (data) => {
     const sub = decoding.readVarUint(decoder)
     if (sub !== 1 && sub !== 2) return
     const meta = Y.parseUpdateMeta(decoding.readVarUint8Array(decoder))
-    const to = meta.to.get(doc.clientID)
-    if (to !== undefined && to > echoed) {
-      echoed = to
-      ackUpTo(to - 1, now())
+    const at = now()
+    for (const op of ops) {
+      if (op.acked !== null) continue
+      const to = meta.to.get(op.client)
+      if (to !== undefined && op.clock < to) acknowledge(op, at)
     }
   } catch (err) {
     console.error('faultclient: unreadable frame', err)
@@ -103,7 +158,7 @@ if (protocol === 'sync') {
   const settle = () => {
     if (savedAll()) {
       const at = now()
-      for (const op of ops) if (op.acked === null) op.acked = at
+      for (const op of ops) if (op.acked === null) acknowledge(op, at)
     }
   }
   provider.on('unsyncedChanges', settle)
@@ -121,15 +176,15 @@ const waitFor = (cond, timeoutMs) =>
     tick()
   })
 
-if (!(await waitFor(synced, 30000))) {
+if (!restored && !(await waitFor(synced, 30000))) {
   emit({ event: 'error', error: 'not synced in 30 s' })
   process.exit(1)
 }
 emit({ event: 'ready', clientID: doc.clientID })
 
 const guests = doc.getMap('guests')
-let n = 0
-let guest = null
+let n = ops.length
+let guest = [...ops].reverse().find((op) => op.kind === 'guest')?.guest ?? null
 const write = () => {
   const id = `${name}-${n}`
   let op
@@ -158,10 +213,12 @@ const write = () => {
     guests.get(guest).set('name', `Guest ${id} renamed`)
     op = { id, kind: 'name', guest, value: `Guest ${id} renamed` }
   }
+  op.client = doc.clientID
   op.clock = Y.getState(doc.store, doc.clientID) - 1
   op.sent = now()
   op.acked = null
   ops.push(op)
+  persistOp(op)
   n += 1
 }
 let timer = setInterval(write, 1000 / rate)
