@@ -30,12 +30,12 @@ const protocol = arg('protocol', 'sync')
 const wedding = arg('wedding')
 const name = arg('name')
 const rate = Number(arg('rate', '2'))
-// --store DIR: a phone app (protocol sync) that keeps its document and its ops on disk, as
-// y-indexeddb keeps an app's updates: every update appended to DIR/updates the moment it
-// is made (written to the OS before the edit returns: it survives a SIGKILL of the app,
-// not a crash of the machine), every op and acknowledgement to DIR/ops.jsonl. Started
-// again on the same DIR, it loads both, says ready at once (an app works offline) and
-// re-sends what the server lacks when it connects.
+// --store DIR: a phone app (protocol sync) that keeps its document on disk with y-leveldb
+// (stock Yjs persistence, as y-indexeddb keeps a browser app's: each update stored as it is
+// made; written to the OS, it survives a SIGKILL of the app, not a crash of the machine),
+// and its ops and acknowledgements in DIR/ops.jsonl, each op once its update is stored.
+// Started again on the same DIR, it loads both, says ready at once (an app works offline)
+// and re-sends what the server lacks when it connects.
 const storeDir = arg('store')
 
 const { WebSocket } = await import('ws')
@@ -51,20 +51,15 @@ let persistOp = () => {}
 if (storeDir) {
   const fs = await import('node:fs')
   const path = await import('node:path')
+  const { LeveldbPersistence } = await import('y-leveldb')
   fs.mkdirSync(storeDir, { recursive: true })
-  const updatesFile = path.join(storeDir, 'updates')
+  const docDir = path.join(storeDir, 'ydoc')
   const opsFile = path.join(storeDir, 'ops.jsonl')
-  if (fs.existsSync(updatesFile)) {
-    const bytes = fs.readFileSync(updatesFile)
-    let at = 0
-    // A record cut short by the kill (its length written, not all its bytes) is skipped.
-    while (at + 4 <= bytes.length) {
-      const size = bytes.readUInt32BE(at)
-      if (at + 4 + size > bytes.length) break
-      Y.applyUpdate(doc, bytes.subarray(at + 4, at + 4 + size), 'store')
-      at += 4 + size
-    }
-    restored = true
+  restored = fs.existsSync(docDir)
+  const persistence = new LeveldbPersistence(docDir)
+  if (restored) {
+    const kept = await persistence.getYDoc(wedding)
+    Y.applyUpdate(doc, Y.encodeStateAsUpdate(kept), 'store')
   }
   if (fs.existsSync(opsFile)) {
     const byId = new Map()
@@ -84,13 +79,16 @@ if (storeDir) {
       }
     }
   }
+  // y-leveldb stores updates one after the other: once the last is stored, so are those
+  // before it, and an op recorded after it has its content on disk.
+  let stored = Promise.resolve()
   doc.on('update', (update, origin) => {
-    if (origin === 'store') return
-    const head = Buffer.alloc(4)
-    head.writeUInt32BE(update.length)
-    fs.appendFileSync(updatesFile, Buffer.concat([head, Buffer.from(update)]))
+    if (origin !== 'store') stored = persistence.storeUpdate(wedding, update)
   })
-  persistOp = (record) => fs.appendFileSync(opsFile, JSON.stringify(record) + '\n')
+  persistOp = (record) => {
+    const line = JSON.stringify(record) + '\n'
+    stored = stored.then(() => fs.appendFileSync(opsFile, line))
+  }
 }
 let reconnects = 0
 let opens = 0
