@@ -21,18 +21,17 @@ NOT_SPLIT_YET_LINES = {
     # The app's lifecycle, being rewritten as one (the extensions' start and close).
     "crdt_server/app.py:create_app": 164,
     "crdt_server/app.py:lifespan": 119,
-    # The update reader and the shape rule: per-item paths of the hot apply path, to be
-    # split with the product benchmark beside (a call per item costs CPU per update).
-    "crdt_server/codec/updates.py:_read_update": 126,
-    "crdt_server/core/overwrites.py:integrate": 109,
+    # A room's apply: its module is at the 600-line cap, so it is split with a concept
+    # moved out of the module, not by adding methods to it.
     "crdt_server/core/room_content.py:apply": 91,
+    # An extension's method, in the lifecycle being rewritten beside it.
     "crdt_server/features/webhooks/extension.py:fan_out": 107,
+    # The guest CSV's import plan, beside the guest CSV being reworked.
     "crdt_server/features/integrations/domain_guests_csv.py:plan_import": 100,
 }
 """Functions still over :data:`MAX_FUNCTION_LINES`, with the most lines each may have."""
 
 NOT_SPLIT_YET_COMPLEXITY = {
-    "crdt_server/codec/updates.py:_read_update": 34,
     "crdt_server/features/integrations/domain_guests_csv.py:plan_import": 25,
 }
 """Functions still over :data:`MAX_COMPLEXITY`, with the most each may have."""
