@@ -4,7 +4,6 @@ them)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from crdt_server.features.threads.domain import (
     RANK,
     Viewer,
     mentions_in,
+    message_fingerprint,
     message_json,
     read_mentions,
     recipients,
@@ -70,7 +70,7 @@ class ThreadMessages(ThreadAccess):
         anchors = json.loads(row.anchors)
         if row.status == "archived":
             raise Conflict("this thread is archived")
-        fingerprint = _fingerprint(viewer.actor.sub, body, reply_to, priority)
+        fingerprint = message_fingerprint(viewer.actor.sub, body, reply_to, priority)
         level = max(priority or "normal", row.priority, key=RANK.__getitem__)
         members = {m.sub: m for m in await self._people.members(wedding)}
         mentions, unresolved = read_mentions(body, members)
@@ -226,11 +226,6 @@ class ThreadMessages(ThreadAccess):
 
         await self.db.run(tx())
         return await self.thread(wedding, tid, viewer)
-
-
-def _fingerprint(sub: str, body: str, reply_to: str | None, priority: str | None) -> str:
-    """What makes a message the same message when its id is put again."""
-    return hashlib.sha256(json.dumps([sub, body, reply_to, priority]).encode()).hexdigest()
 
 
 def _parent_author(wedding: str, tid: str, reply_to: str | None) -> Tx[str | None]:
