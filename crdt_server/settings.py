@@ -38,6 +38,36 @@ class SettingsError(ValueError):
     """A setting has a value of the wrong type or out of range."""
 
 
+_POSITIVE = tuple(
+    """
+    event_retention_days rate_events_per_minute max_message_bytes max_update_items
+    update_slice_structs max_awareness_state_bytes max_awareness_entries
+    outbound_queue_bytes outbound_queue_messages max_uncommitted_bytes
+    max_read_pause_seconds compact_after_updates token_ttl_seconds
+    session_max_lifetime_seconds max_connections_per_user max_documents_per_socket
+    max_event_streams_per_user max_upgrades_per_second max_document_bytes max_wedding_bytes
+    max_updates_per_second max_awareness_per_second max_connections_per_address max_rooms
+    max_concurrent_loads workers presence_timeout_seconds max_json_body_bytes
+    handshake_timeout_seconds max_pending_handshakes_per_address body_timeout_seconds
+    max_held_updates max_held_bytes max_token_lifetime_seconds handoff_timeout_seconds
+    database_lock_timeout_seconds database_idle_timeout_seconds
+    database_answer_timeout_seconds readiness_timeout_seconds
+    """.split()
+)
+"""The settings that must be above 0."""
+_NOT_NEGATIVE = tuple(
+    """
+    room_backlog_updates process_backlog_updates room_idle_seconds
+    gc_full_collection_seconds presence_batch_seconds turn_budget_seconds
+    close_timeout_seconds sqlite_busy_timeout_seconds sqlite_read_connections
+    websocket_ping_seconds max_update_body_bytes rate_read_per_minute rate_write_per_minute
+    rate_admin_per_minute rate_threads_per_minute rate_emergency_per_hour
+    shutdown_timeout_seconds loop_stall_seconds
+    """.split()
+)
+"""The settings that may be 0 (most: off) but not below."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -313,75 +343,17 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port {self.port} out of range")
-        require_positive(
-            self,
-            "event_retention_days",
-            "rate_events_per_minute",
-            "max_message_bytes",
-            "max_update_items",
-            "update_slice_structs",
-            "max_awareness_state_bytes",
-            "max_awareness_entries",
-            "outbound_queue_bytes",
-            "outbound_queue_messages",
-            "max_uncommitted_bytes",
-            "max_read_pause_seconds",
-            "compact_after_updates",
-            "token_ttl_seconds",
-            "session_max_lifetime_seconds",
-            "max_connections_per_user",
-            "max_documents_per_socket",
-            "max_event_streams_per_user",
-            "max_upgrades_per_second",
-            "max_document_bytes",
-            "max_wedding_bytes",
-            "max_updates_per_second",
-            "max_awareness_per_second",
-            "max_connections_per_address",
-            "max_rooms",
-            "max_concurrent_loads",
-            "workers",
-            "presence_timeout_seconds",
-            "max_json_body_bytes",
-            "handshake_timeout_seconds",
-            "max_pending_handshakes_per_address",
-            "body_timeout_seconds",
-            "max_held_updates",
-            "max_held_bytes",
-            "max_token_lifetime_seconds",
-            "handoff_timeout_seconds",
-            "database_lock_timeout_seconds",
-            "database_idle_timeout_seconds",
-            "database_answer_timeout_seconds",
-            "readiness_timeout_seconds",
-        )
-        require_not_negative(
-            self,
-            "room_backlog_updates",
-            "process_backlog_updates",
-            "room_idle_seconds",
-            "gc_full_collection_seconds",
-            "presence_batch_seconds",
-            "turn_budget_seconds",
-            "close_timeout_seconds",
-            "sqlite_busy_timeout_seconds",
-            "sqlite_read_connections",
-            "websocket_ping_seconds",
-            "max_update_body_bytes",
-            "rate_read_per_minute",
-            "rate_write_per_minute",
-            "rate_admin_per_minute",
-            "rate_threads_per_minute",
-            "rate_emergency_per_hour",
-            "shutdown_timeout_seconds",
-            "loop_stall_seconds",
-        )
+        require_positive(self, *_POSITIVE)
+        require_not_negative(self, *_NOT_NEGATIVE)
         if self.database_answer_timeout_seconds <= self.database_lock_timeout_seconds:
             raise SettingsError("database_answer_timeout_seconds must exceed the lock timeout")
         if 0 < self.loop_stall_seconds < 1:
             raise SettingsError("loop_stall_seconds must be 0 (off) or at least 1")
         variables(type(f) for f in self.fragments)  # one of each, no name taken twice
+        self._check_choices()
 
+    def _check_choices(self) -> None:
+        """Words from a fixed list, and settings that only make sense together."""
         if self.sqlite_synchronous not in ("full", "normal"):
             raise SettingsError("sqlite_synchronous must be full or normal")
         if self.sqlite_commits not in ("auto", "loop", "thread"):

@@ -201,39 +201,7 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
             data["before"] = dict(change.before)
         return [DomainEvent(name, data)]
     names = _changed_names(change)
-    special: list[str] = []
-    events: list[DomainEvent] = []
-    if not change.replaced:
-        if noun == "guest" and "rsvp" in names:
-            special = ["rsvp"]
-            rsvp = _changes(change, special)["rsvp"]
-            events.append(
-                DomainEvent(
-                    "guest.rsvp_changed", {"id": change.id, "from": rsvp["from"], "to": rsvp["to"]}
-                )
-            )
-        elif noun == "budget.payment" and _paid_now(change):
-            # Beside ``budget.payment_updated`` (which carries the status change itself):
-            # the fact people act on, that a scheduled payment was made.
-            events.append(DomainEvent("budget.payment_paid", _paid_data(change)))
-        elif noun == "task" and "done" in names and isinstance(change.after.get("done"), bool):
-            # Ticked or unticked: its own event (who did it is the event's actor).
-            special = ["done"]
-            verb = "task.completed" if change.after["done"] else "task.reopened"
-            events.append(DomainEvent(verb, {"id": change.id}))
-        elif noun == "timeline.item" and any(n in names for n in _SCHEDULE):
-            special = [n for n in _SCHEDULE if n in names]
-            moved = _changes(change, special)
-            events.append(
-                DomainEvent(
-                    "timeline.item_rescheduled",
-                    {
-                        "id": change.id,
-                        "from": {n: moved[n]["from"] for n in special},
-                        "to": {n: moved[n]["to"] for n in special},
-                    },
-                )
-            )
+    special, events = ([], []) if change.replaced else _special_events(noun, change, names)
     rest = [n for n in names if n not in special]
     if rest or change.replaced:
         data = {"id": change.id, "changes": _changes(change, rest)}
@@ -241,6 +209,36 @@ def _entry_events(kind: str, change: EntryChange) -> list[DomainEvent]:
             data["replaced"] = True
         events.insert(0, DomainEvent(name, data))
     return events
+
+
+def _special_events(
+    noun: str, change: EntryChange, names: list[str]
+) -> tuple[list[str], list[DomainEvent]]:
+    """The events of their own an entry's update makes beside ``*_updated`` (an answer, a
+    payment made, a task ticked, an item moved), and the fields they tell of (left out of
+    the ``*_updated`` event)."""
+    if noun == "guest" and "rsvp" in names:
+        rsvp = _changes(change, ["rsvp"])["rsvp"]
+        data = {"id": change.id, "from": rsvp["from"], "to": rsvp["to"]}
+        return ["rsvp"], [DomainEvent("guest.rsvp_changed", data)]
+    if noun == "budget.payment" and _paid_now(change):
+        # Beside ``budget.payment_updated`` (which carries the status change itself):
+        # the fact people act on, that a scheduled payment was made.
+        return [], [DomainEvent("budget.payment_paid", _paid_data(change))]
+    if noun == "task" and "done" in names and isinstance(change.after.get("done"), bool):
+        # Ticked or unticked: its own event (who did it is the event's actor).
+        verb = "task.completed" if change.after["done"] else "task.reopened"
+        return ["done"], [DomainEvent(verb, {"id": change.id})]
+    if noun == "timeline.item" and any(n in names for n in _SCHEDULE):
+        special = [n for n in _SCHEDULE if n in names]
+        moved = _changes(change, special)
+        data = {
+            "id": change.id,
+            "from": {n: moved[n]["from"] for n in special},
+            "to": {n: moved[n]["to"] for n in special},
+        }
+        return special, [DomainEvent("timeline.item_rescheduled", data)]
+    return [], []
 
 
 def _paid_now(change: EntryChange) -> bool:
@@ -302,60 +300,68 @@ def apply_events(kind: str, entries: Entries, events: Iterable[DomainEvent]) -> 
     for event in events:
         data = event.data
         if event.type.startswith("seating.guest_"):
-            assignments = out.setdefault("assignments", {})
-            if event.type == "seating.guest_unseated":
-                assignments.pop(data["guest_id"], None)
-            else:
-                target = data if event.type == "seating.guest_seated" else data["to"]
-                assignments[data["guest_id"]] = {
-                    k: target[k] for k in ("table_id", "seat") if target[k] is not None
-                }
-            continue
-        if event.type in ("timeline.profile_changed", "guest.menu_changed"):
-            profile = out.setdefault("profile" if event.type.startswith("timeline") else "menu", {})
-            if data["to"] is None:
-                profile.pop(data["field"], None)
-            else:
-                profile[data["field"]] = {"value": data["to"]}
-            continue
-        if event.type in ("budget.total_changed", "budget.settings_changed"):
-            settings = out.setdefault("settings", {})
+            _apply_seat(out.setdefault("assignments", {}), event)
+        elif event.type in ("timeline.profile_changed", "guest.menu_changed"):
+            fields = "profile" if event.type.startswith("timeline") else "menu"
+            _set_value(out.setdefault(fields, {}), data["field"], data["to"])
+        elif event.type in ("budget.total_changed", "budget.settings_changed"):
             key = "total" if event.type == "budget.total_changed" else data["field"]
-            if data["to"] is None:
-                settings.pop(key, None)
-            else:
-                settings[key] = {"value": data["to"]}
-            continue
-        if event.type == "budget.payment_paid":
-            continue  # its change is in the budget.payment_updated beside it
-        noun, verb = _split(event.type)
-        root = roots.get(noun)
-        if root is None:
-            raise ValueError(f"{event.type} is not an event of a {kind} document")
-        items = out.setdefault(root, {})
-        if verb in ("added", "recorded"):
-            items[data["id"]] = dict(data["fields"])
-        elif verb == "removed":
-            items.pop(data["id"], None)
-        else:
-            if data.get("replaced"):
-                entry = items[data["id"]] = {}
-            else:
-                entry = items.setdefault(data["id"], {})
-            if verb == "rescheduled":
-                updates = dict(data["to"])
-            elif verb == "rsvp_changed":
-                updates = {"rsvp": data["to"]}
-            elif verb in ("completed", "reopened"):
-                updates = {"done": verb == "completed"}
-            else:
-                updates = {n: c["to"] for n, c in data["changes"].items()}
-            for name, value in updates.items():
-                if value is None:
-                    entry.pop(name, None)
-                else:
-                    entry[name] = value
+            _set_value(out.setdefault("settings", {}), key, data["to"])
+        elif event.type != "budget.payment_paid":  # its change is in the payment_updated
+            noun, verb = _split(event.type)
+            entries_root = roots.get(noun)
+            if entries_root is None:
+                raise ValueError(f"{event.type} is not an event of a {kind} document")
+            _apply_entry(out.setdefault(entries_root, {}), verb, data)
     return out
+
+
+def _apply_seat(assignments: dict[str, dict[str, Any]], event: DomainEvent) -> None:
+    """A seating event applied to the seating's ``assignments``."""
+    data = event.data
+    if event.type == "seating.guest_unseated":
+        assignments.pop(data["guest_id"], None)
+        return
+    target = data if event.type == "seating.guest_seated" else data["to"]
+    assignments[data["guest_id"]] = {
+        k: target[k] for k in ("table_id", "seat") if target[k] is not None
+    }
+
+
+def _set_value(fields: dict[str, dict[str, Any]], key: str, value: Any) -> None:
+    """A map of fields' ``key`` set to ``value`` (``None``: removed)."""
+    if value is None:
+        fields.pop(key, None)
+    else:
+        fields[key] = {"value": value}
+
+
+def _apply_entry(items: dict[str, dict[str, Any]], verb: str, data: Mapping[str, Any]) -> None:
+    """An entry's event (``verb``: added, removed, updated...) applied to its root's
+    ``items``."""
+    if verb in ("added", "recorded"):
+        items[data["id"]] = dict(data["fields"])
+        return
+    if verb == "removed":
+        items.pop(data["id"], None)
+        return
+    if data.get("replaced"):
+        entry = items[data["id"]] = {}
+    else:
+        entry = items.setdefault(data["id"], {})
+    if verb == "rescheduled":
+        updates = dict(data["to"])
+    elif verb == "rsvp_changed":
+        updates = {"rsvp": data["to"]}
+    elif verb in ("completed", "reopened"):
+        updates = {"done": verb == "completed"}
+    else:
+        updates = {n: c["to"] for n, c in data["changes"].items()}
+    for name, value in updates.items():
+        if value is None:
+            entry.pop(name, None)
+        else:
+            entry[name] = value
 
 
 def _split(event_type: str) -> tuple[str, str]:

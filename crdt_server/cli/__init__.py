@@ -192,19 +192,7 @@ def app_from_env(worker: int | None = None) -> Starlette:
 
 def serve(settings: Settings, *, demo: bool = False) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    if not settings.database_url:
-        repaired = private_data_dir(settings.data_dir)
-        if repaired:
-            logging.getLogger("crdt_server.cli").warning(
-                "repaired file modes in the data directory: %s", ", ".join(repaired)
-            )
-    check_startup(settings)
-    # A store this release cannot serve (a newer release's, a garbage schema version) is
-    # one line and exit 2 here, before anything listens, not a traceback from the app's
-    # start; and never a supervisor restarting workers that cannot start.
-    data_commands.refuse_unreadable_store(settings, SCHEMAS, missing_ok=True)
-    # Workers inherit the raised limit.
-    raise_open_files_limit()
+    _prepare_to_serve(settings)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -223,25 +211,7 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
             server_url(settings),
         )
     if settings.workers > 1:
-        # Every worker builds its own app from the environment and inherits the socket.
-        os.environ.update(settings.environment())
-        sock.listen(2048)
-        print(announce, flush=True)
-        run_dir = make_run_dir()
-        Supervisor(
-            partial(worker_argv, count=settings.workers, run_dir=run_dir),
-            settings.workers,
-            sock,
-            run_dir=run_dir,
-            shutdown_timeout=settings.shutdown_timeout_seconds + 5,
-            # The worker's own watchdog ends it at loop_stall_seconds; this catches what it
-            # cannot (a SIGSTOPped worker runs no handler).
-            heartbeat_seconds=(
-                settings.loop_stall_seconds + 2 * tick_seconds(settings.loop_stall_seconds)
-                if settings.loop_stall_seconds > 0
-                else 0.0
-            ),
-        ).run()
+        _supervise(settings, sock, announce)
         return
     app = create_app(
         settings, features=features_of(settings), apply_slot=slot_path(settings.data_dir, None)
@@ -254,6 +224,52 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         # --allow-anonymous alone lets a person in too: the links, without seeding.
         with_demo(app, settings, settings.public_url.rstrip("/") or local, seed=demo)
     tune_gc(settings)
+    _run(settings, app, sock, announce)
+
+
+def _prepare_to_serve(settings: Settings) -> None:
+    """What is checked and set before anything listens: the data directory's modes, the
+    settings, the store's readability, the open-files limit."""
+    if not settings.database_url:
+        repaired = private_data_dir(settings.data_dir)
+        if repaired:
+            logging.getLogger("crdt_server.cli").warning(
+                "repaired file modes in the data directory: %s", ", ".join(repaired)
+            )
+    check_startup(settings)
+    # A store this release cannot serve (a newer release's, a garbage schema version) is
+    # one line and exit 2 here, before anything listens, not a traceback from the app's
+    # start; and never a supervisor restarting workers that cannot start.
+    data_commands.refuse_unreadable_store(settings, SCHEMAS, missing_ok=True)
+    # Workers inherit the raised limit.
+    raise_open_files_limit()
+
+
+def _supervise(settings: Settings, sock: socket.socket, announce: str) -> None:
+    """Serve as the supervisor of ``settings.workers`` worker processes sharing ``sock``."""
+    # Every worker builds its own app from the environment and inherits the socket.
+    os.environ.update(settings.environment())
+    sock.listen(2048)
+    print(announce, flush=True)
+    run_dir = make_run_dir()
+    Supervisor(
+        partial(worker_argv, count=settings.workers, run_dir=run_dir),
+        settings.workers,
+        sock,
+        run_dir=run_dir,
+        shutdown_timeout=settings.shutdown_timeout_seconds + 5,
+        # The worker's own watchdog ends it at loop_stall_seconds; this catches what it
+        # cannot (a SIGSTOPped worker runs no handler).
+        heartbeat_seconds=(
+            settings.loop_stall_seconds + 2 * tick_seconds(settings.loop_stall_seconds)
+            if settings.loop_stall_seconds > 0
+            else 0.0
+        ),
+    ).run()
+
+
+def _run(settings: Settings, app: Starlette, sock: socket.socket, announce: str) -> None:
+    """Serve ``app`` on ``sock`` in this process until a signal stops it."""
     config = uvicorn_config(settings, app)
     server = Server(
         config,

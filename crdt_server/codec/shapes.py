@@ -223,28 +223,42 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
     entries: list[tuple[ID, int, Item | None]] = [(i.id, i.length, i) for i in update.items]
     entries += [(id_, length, None) for id_, length in update.gcs]
     entries.sort(key=lambda entry: entry[0])
-    own = _Own(entries)
-    placements: list[Placement | None] = [None] * len(entries)
-    failed = [False] * len(entries)
-    waiting: dict[int, list[int]] = {}
-    split: set[int] = set()
-    """Items whose origin is gone but whose right origin is not: yjs drops such an item
-    (it is garbage as soon as one neighbour is), yrs places it by its right origin; no
-    producer writes one (in one document, an item's neighbours share its parent)."""
     fitted = Fitted()
+    placing = _Placing(entries, lookup)
+    placing.place_all(fitted)
+    placing.check(fitted)
+    return fitted
 
-    def locate(id_: ID) -> Placement | int | None:
+
+class _Placing:
+    """Where each of an update's structs is (sorted by id): placed among what the document
+    holds (``lookup``) and among themselves, in one pass over them."""
+
+    def __init__(self, entries: list[tuple[ID, int, Item | None]], lookup: Lookup) -> None:
+        self.entries = entries
+        self.lookup = lookup
+        self.own = _Own(entries)
+        self.placements: list[Placement | None] = [None] * len(entries)
+        self.failed = [False] * len(entries)
+        self.split: set[int] = set()
+        """Items whose origin is gone but whose right origin is not: yjs drops such an item
+        (it is garbage as soon as one neighbour is), yrs places it by its right origin; no
+        producer writes one (in one document, an item's neighbours share its parent)."""
+
+    def locate(self, id_: ID) -> Placement | int | None:
         """A known placement, the index of an own entry not placed yet, or ``None``."""
-        known = lookup.placement(id_)
+        known = self.lookup.placement(id_)
         if known is not None:
             return known
-        i = own.find(id_)
-        if i == _UNKNOWN or failed[i]:
+        i = self.own.find(id_)
+        if i == _UNKNOWN or self.failed[i]:
             return None
-        return placements[i] if placements[i] is not None else i
+        placed = self.placements[i]
+        return placed if placed is not None else i
 
-    def place(i: int) -> Placement | int | None:
-        item = entries[i][2]
+    def place(self, i: int) -> Placement | int | None:
+        """Where entry ``i`` is, the own entry it waits on, or ``None`` if nowhere."""
+        item = self.entries[i][2]
         if item is None:
             return (None, False)  # a GC struct: gone
         if item.parent is not None:
@@ -253,82 +267,90 @@ def fit(update: DecodedUpdate, lookup: Lookup) -> Fitted:
         for ref in (item.origin, item.right_origin):
             if ref is None:
                 continue
-            where = locate(ref)
+            where = self.locate(ref)
             if where is None or isinstance(where, int):
                 return where
             if where[0] is not None:
                 if gone:
-                    split.add(i)
+                    self.split.add(i)
                 return where
             gone = True
         return (None, False)  # every origin is gone: yrs drops the item
 
-    todo = list(range(len(entries) - 1, -1, -1))
-    while todo:
-        i = todo.pop()
-        where = place(i)
-        if isinstance(where, int):
-            waiting.setdefault(where, []).append(i)
-            continue
-        if where is None:
-            failed[i] = True
-            item = entries[i][2]
-            assert item is not None
-            fitted.misfits.append(Misfit(item.id, item.length, item.content.ref, None, None, False))
+    def place_all(self, fitted: Fitted) -> None:
+        """Place every entry, each once: one waiting on another when that one is placed;
+        those that cannot be (nowhere, or in a cycle) are misfits."""
+        entries = self.entries
+        waiting: dict[int, list[int]] = {}
+        todo = list(range(len(entries) - 1, -1, -1))
+        while todo:
+            i = todo.pop()
+            where = self.place(i)
+            if isinstance(where, int):
+                waiting.setdefault(where, []).append(i)
+                continue
+            if where is None:
+                self.failed[i] = True
+                _unplaced(fitted, entries[i][2])
+            else:
+                self.placements[i] = where
             todo += waiting.pop(i, ())
-            continue
-        placements[i] = where
-        todo += waiting.pop(i, ())
-    for stuck in waiting.values():  # a cycle among the update's own items
-        for i in stuck:
-            item = entries[i][2]
-            assert item is not None
-            fitted.misfits.append(Misfit(item.id, item.length, item.content.ref, None, None, False))
+        for stuck in waiting.values():  # a cycle among the update's own items
+            for i in stuck:
+                _unplaced(fitted, entries[i][2])
 
-    def kind_of(parent: str | ID) -> int | None:
+    def kind_of(self, parent: str | ID) -> int | None:
+        """The kind of ``parent`` (see :meth:`Lookup.parent_kind`), in the document or
+        among the update's own items."""
         if isinstance(parent, str):
             return ROOT
-        known = lookup.parent_kind(parent)
-        if known is not None or lookup.placement(parent) is not None:
+        known = self.lookup.parent_kind(parent)
+        if known is not None or self.lookup.placement(parent) is not None:
             return known
-        i = own.find(parent)
+        i = self.own.find(parent)
         if i == _UNKNOWN:
             return None
-        id_, _, item = entries[i]
+        id_, _, item = self.entries[i]
         if item is None or item.content.ref == 1:
             return GONE
         if item.content.ref == 7 and id_ == parent:
             return int(item.content.value[0])
         return None
 
-    for i, (id_, length, item) in enumerate(entries):
-        where = placements[i]
-        if where is None:
-            continue
-        ref = 0 if item is None else item.content.ref
-        kind_made = int(item.content.value[0]) if item is not None and ref == 7 else -1
-        fitted.placed.append((id_, length, where, ref, kind_made))
-        if item is None:
-            continue
-        parent, keyed = where
-        if ref == 1:
-            continue  # deleted content: nothing reads it, wherever it is
-        if i in split:
-            why = "its origin is gone and its right origin is not (yjs drops it, yrs keeps it)"
-            fitted.misfits.append(Misfit(id_, length, ref, parent, None, keyed, why))
-            continue
-        if parent is None:
-            continue
-        kind = kind_of(parent)
-        if kind == GONE:
-            continue
-        if kind is None:  # a parent that is other content, or not there: nothing fits
-            allowed: frozenset[int] = frozenset()
-        else:
-            allowed = KEYED if keyed else SEQUENCE.get(kind, frozenset())
-        if ref not in allowed:
-            fitted.misfits.append(Misfit(id_, length, ref, parent, kind, keyed))
-    return fitted
+    def check(self, fitted: Fitted) -> None:
+        """List each placed struct, and as misfits the items whose content does not fit
+        their parent."""
+        for i, (id_, length, item) in enumerate(self.entries):
+            where = self.placements[i]
+            if where is None:
+                continue
+            ref = 0 if item is None else item.content.ref
+            kind_made = int(item.content.value[0]) if item is not None and ref == 7 else -1
+            fitted.placed.append((id_, length, where, ref, kind_made))
+            if item is None or ref == 1:
+                continue  # a GC struct, or deleted content: nothing reads it, wherever it is
+            parent, keyed = where
+            if i in self.split:
+                why = "its origin is gone and its right origin is not (yjs drops it, yrs keeps it)"
+                fitted.misfits.append(Misfit(id_, length, ref, parent, None, keyed, why))
+                continue
+            if parent is None:
+                continue
+            kind = self.kind_of(parent)
+            if kind == GONE:
+                continue
+            if kind is None:  # a parent that is other content, or not there: nothing fits
+                allowed: frozenset[int] = frozenset()
+            else:
+                allowed = KEYED if keyed else SEQUENCE.get(kind, frozenset())
+            if ref not in allowed:
+                fitted.misfits.append(Misfit(id_, length, ref, parent, kind, keyed))
+
+
+def _unplaced(fitted: Fitted, item: Item | None) -> None:
+    """``item`` could not be placed: a misfit with no parent."""
+    assert item is not None  # a GC struct is always placed (as gone)
+    fitted.misfits.append(Misfit(item.id, item.length, item.content.ref, None, None, False))
 
 
 def deleted_in_place(update: bytes, targets: Iterable[tuple[ID, int]]) -> bytes:

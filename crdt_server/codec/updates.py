@@ -45,7 +45,7 @@ stack overflow when the chain is deleted; limit document size/depth elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -297,7 +297,6 @@ class _Reader:
 
 
 def _read_update(r: _Reader, max_items: int | None) -> UpdateSummary:
-    data = r.data
     uint = r.uint
     structs: dict[int, tuple[int, int]] = {}
     needs: dict[int, int] = {}
@@ -328,63 +327,104 @@ def _read_update(r: _Reader, max_items: int | None) -> UpdateSummary:
             r.fail(f"client {client} appears twice", at)
         seen.add(client)
         clock = r.clock("start clock")
-        first = -1
-        end = clock
-        need = -1
-        after_gap = True  # the next struct with content starts where the document must be
-        for _ in range(n_structs):
-            at = r.pos
-            info = data[at]
-            r.pos = at + 1
-            ref = info & 0x1F
-            if ref == 0 or ref == 10:
-                if info != ref:
-                    r.fail(f"GC/Skip struct with flag bits set (info {info:#x})", at)
-                length = uint()
-                if not length:
-                    r.fail("GC/Skip struct of length 0", at)
-            else:
-                if info & 0x80:
-                    refer(r.item_id("origin"), client, clock, at)
-                if info & 0x40:
-                    refer(r.item_id("right origin"), client, clock, at)
-                if not info & 0xC0:
-                    parent_at = r.pos
-                    parent_info = uint()
-                    if parent_info == 1:
-                        r.text("parent name")
-                    elif parent_info == 0:
-                        parent = r.item_id("parent")
-                        refer(parent, client, clock, at)
-                        parents.add(parent)
-                    else:
-                        r.fail(f"parent info {parent_info} is neither 0 nor 1", parent_at)
-                    if info & 0x20:
-                        r.text("parent key")
-                length = r.content(ref, at)
-                if ref == 7:
-                    types.append((client, clock))
-            new_clock = clock + length
-            if new_clock > _U32_MAX:
-                r.fail(f"clock {clock} + length {length} of client {client} exceeds u32", at)
-            if ref == 10:
-                after_gap = True
-            elif length:
-                if first < 0:
-                    first = clock
-                if after_gap:
-                    need = clock
-                    after_gap = False
-                end = new_clock
-            clock = new_clock
+        first, end, need = _read_structs(r, n_structs, client, clock, refer, parents, types)
         struct_count += n_structs
         if first >= 0:
             structs[client] = (first, end)
             needs[client] = need
 
+    deletes, items = _read_delete_set(r, refs, struct_count, limit)
+    if r.pos != r.size:
+        r.fail(f"{r.size - r.pos} trailing bytes after the delete set")
+    empty = not struct_count and not deletes
+    return UpdateSummary(
+        structs,
+        deletes,
+        struct_count,
+        empty,
+        needs,
+        refs,
+        frozenset(parents) if parents else _NO_IDS,
+        tuple(types),
+        items,
+    )
+
+
+def _read_structs(
+    r: _Reader,
+    n_structs: int,
+    client: int,
+    clock: int,
+    refer: Callable[[tuple[int, int], int, int, int], None],
+    parents: set[tuple[int, int]],
+    types: list[tuple[int, int]],
+) -> tuple[int, int, int]:
+    """Read one client's ``n_structs`` structs from ``clock`` on (the parents they name
+    into ``parents``, the shared types they make into ``types``): the first and end clocks
+    of their content (first -1 for none) and the clock the document must hold before them
+    (-1 for none)."""
+    data = r.data
+    uint = r.uint
+    first = -1
+    end = clock
+    need = -1
+    after_gap = True  # the next struct with content starts where the document must be
+    for _ in range(n_structs):
+        at = r.pos
+        info = data[at]
+        r.pos = at + 1
+        ref = info & 0x1F
+        if ref == 0 or ref == 10:
+            if info != ref:
+                r.fail(f"GC/Skip struct with flag bits set (info {info:#x})", at)
+            length = uint()
+            if not length:
+                r.fail("GC/Skip struct of length 0", at)
+        else:
+            if info & 0x80:
+                refer(r.item_id("origin"), client, clock, at)
+            if info & 0x40:
+                refer(r.item_id("right origin"), client, clock, at)
+            if not info & 0xC0:
+                parent_at = r.pos
+                parent_info = uint()
+                if parent_info == 1:
+                    r.text("parent name")
+                elif parent_info == 0:
+                    parent = r.item_id("parent")
+                    refer(parent, client, clock, at)
+                    parents.add(parent)
+                else:
+                    r.fail(f"parent info {parent_info} is neither 0 nor 1", parent_at)
+                if info & 0x20:
+                    r.text("parent key")
+            length = r.content(ref, at)
+            if ref == 7:
+                types.append((client, clock))
+        new_clock = clock + length
+        if new_clock > _U32_MAX:
+            r.fail(f"clock {clock} + length {length} of client {client} exceeds u32", at)
+        if ref == 10:
+            after_gap = True
+        elif length:
+            if first < 0:
+                first = clock
+            if after_gap:
+                need = clock
+                after_gap = False
+            end = new_clock
+        clock = new_clock
+    return first, end, need
+
+
+def _read_delete_set(
+    r: _Reader, refs: dict[int, int], items: int, limit: int
+) -> tuple[dict[int, int], int]:
+    """Read the update's delete set: the end of each client's deleted ranges (which the
+    document must reach, added to ``refs``), and ``items`` counted on with its ranges."""
+    uint = r.uint
     deletes: dict[int, int] = {}
-    seen.clear()
-    items = struct_count
+    seen: set[int] = set()
     for _ in range(r.count(2, "delete-set client count")):
         at = r.pos
         client = uint()
@@ -408,20 +448,7 @@ def _read_update(r: _Reader, max_items: int | None) -> UpdateSummary:
             deletes[client] = best
             if best > refs.get(client, 0):
                 refs[client] = best
-    if r.pos != r.size:
-        r.fail(f"{r.size - r.pos} trailing bytes after the delete set")
-    empty = not struct_count and not deletes
-    return UpdateSummary(
-        structs,
-        deletes,
-        struct_count,
-        empty,
-        needs,
-        refs,
-        frozenset(parents) if parents else _NO_IDS,
-        tuple(types),
-        items,
-    )
+    return deletes, items
 
 
 def inspect_update(

@@ -41,7 +41,6 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
         self.bytes_in = 0
         self.bytes_out = 0
         self.updates_accepted = 0
@@ -56,8 +55,18 @@ class Metrics:
         """Updates accepted and not yet committed, all rooms (:mod:`crdt_server.core.backlog`)."""
         self.reads_paused = 0
         """Connections not read now because their room is over its backlog bound."""
-        r.register(_HotCollector(self))
+        self.registry.register(_HotCollector(self))
         self._links: _LinkCollector | None = None
+        self._derivation_logged: dict[tuple[str, str], float] = {}
+        self.worker = "0"
+        """This process's worker index (``--workers``; 0 for a single process)."""
+        self._add_backlog_metrics(self.registry)
+        self._add_sync_metrics(self.registry)
+        self._add_http_metrics(self.registry)
+        self._add_worker_metrics(self.registry)
+
+    def _add_backlog_metrics(self, r: CollectorRegistry) -> None:
+        """Reading paused, and what it cost, while a room is over its backlog bound."""
         self.backlog_pauses = Counter(
             "crdt_backlog_pauses",
             "Times a connection's reading paused because its room was over its backlog bound",
@@ -75,6 +84,9 @@ class Metrics:
             " (the server pulls them later and answers them then)",
             registry=r,
         )
+
+    def _add_sync_metrics(self, r: CollectorRegistry) -> None:
+        """The sync path: connections, refusals, commits, broadcasts and what failed."""
         self.connections_closed = Counter(
             "crdt_connections_closed", "Closed connections by close code", ["code"], registry=r
         )
@@ -112,7 +124,6 @@ class Metrics:
             ["step"],
             registry=r,
         )
-        self._derivation_logged: dict[tuple[str, str], float] = {}
         self.edits_rolled_back = Counter(
             "crdt_server_edits_rolled_back",
             "Server-side edits (HTTP operations...) refused after they wrote to a room's"
@@ -135,6 +146,9 @@ class Metrics:
         self.denied_writes = Counter(
             "crdt_denied_writes", "Write attempts by read-only connections", registry=r
         )
+
+    def _add_http_metrics(self, r: CollectorRegistry) -> None:
+        """HTTP requests by route."""
         self.http_requests = Counter(
             "crdt_http_requests",
             "HTTP requests by route template, method and status",
@@ -149,8 +163,8 @@ class Metrics:
             registry=r,
         )
 
-        self.worker = "0"
-        """This process's worker index (``--workers``; 0 for a single process)."""
+    def _add_worker_metrics(self, r: CollectorRegistry) -> None:
+        """Connections and requests between the workers of one host (``--workers``)."""
         self.sync_connections = Counter(
             "crdt_sync_connections",
             "Sync (WebSocket) connections admitted, by the index of the worker process"

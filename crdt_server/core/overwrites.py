@@ -282,6 +282,34 @@ class OverwriteIndex:
         for item in update.items:
             found.clients.add(item.id[0])
         new_ids = {item.id for item, _ in new}
+        lost, replaced = self._take_new(new, new_ids, deletes, now, found)
+        # After every new item is current: a new entry's value is its new fields.
+        for path, previous, winning in replaced:
+            loser, winner = self._ref(previous), self._ref(winning)
+            if loser.value != winner.value:
+                found.overwrites.append(
+                    Overwrite("concurrent_edit", path, loser, winner, new_won=True, new_lost=False)
+                )
+            else:
+                found.written.append(path)
+        self._report_lost(lost, new, deletes, now, found)
+        for item, _ in new:
+            self._pending.pop(item.id, None)
+        self._remove_deleted(update, deletes, new_ids, found)
+        return found
+
+    def _take_new(
+        self,
+        new: list[tuple[Item, Slot]],
+        new_ids: set[ID],
+        deletes: Deletes,
+        now: float,
+        found: Found,
+    ) -> tuple[list[tuple[Item, Slot]], list[tuple[tuple[str, ...], ID, ID]]]:
+        """Make the new items current where they are: the keys written (in ``found``), the
+        new items deleted in the same integration (lost), and the old values they replaced
+        that their authors had not seen (path, old item, new item)."""
+        by_id = {item.id: item for item, _ in new}
         successors = {item.origin for item, _ in new if item.origin in new_ids}
         """New items a later item of the same update overwrote: its author's own churn."""
 
@@ -293,7 +321,6 @@ class OverwriteIndex:
                 origin = by_id[origin].origin
             return origin
 
-        by_id = {item.id: item for item, _ in new}
         values = self._pending
         lost: list[tuple[Item, Slot]] = []
         replaced: list[tuple[tuple[str, ...], ID, ID]] = []
@@ -317,15 +344,18 @@ class OverwriteIndex:
                 replaced.append((path, previous, item.id))
             else:
                 found.written.append(path)
-        # After every new item is current: a new entry's value is its new fields.
-        for path, previous, winning in replaced:
-            loser, winner = self._ref(previous), self._ref(winning)
-            if loser.value != winner.value:
-                found.overwrites.append(
-                    Overwrite("concurrent_edit", path, loser, winner, new_won=True, new_lost=False)
-                )
-            else:
-                found.written.append(path)
+        return lost, replaced
+
+    def _report_lost(
+        self,
+        lost: list[tuple[Item, Slot]],
+        new: list[tuple[Item, Slot]],
+        deletes: Deletes,
+        now: float,
+        found: Found,
+    ) -> None:
+        """The new items that lost as they came in: an edit of an entry removed meanwhile,
+        or a value that lost the race for its key to another."""
         lost_ids = {item.id for item, _ in lost}
         for item, slot in lost:
             parent = slot[0]
@@ -334,7 +364,7 @@ class OverwriteIndex:
             path = self.path(slot)
             if path is None:
                 continue
-            loser = ItemRef(item.id, self._new_value(item.id, values, new), now)
+            loser = ItemRef(item.id, self._new_value(item.id, self._pending, new), now)
             if isinstance(parent, tuple) and not self.alive(parent):
                 found.overwrites.append(
                     Overwrite(
@@ -350,9 +380,12 @@ class OverwriteIndex:
                 found.overwrites.append(
                     Overwrite("concurrent_edit", path, loser, winner, new_won=False, new_lost=True)
                 )
-        for item, _ in new:
-            values.pop(item.id, None)
-        # Old items this integration deleted: keys removed, and fields of removed entries.
+
+    def _remove_deleted(
+        self, update: DecodedUpdate, deletes: Deletes, new_ids: set[ID], found: Found
+    ) -> None:
+        """Old items this integration deleted: keys removed, and fields of removed entries
+        (an edit lost when whoever removed the entry had not seen it)."""
         gone = [old for old in self._in(deletes) if old not in new_ids]
         removed = {old for old in gone if old in self._children}
         """Entries (map types) this integration removed."""
@@ -376,4 +409,3 @@ class OverwriteIndex:
                             "edited_removed_entry", path, ref, None, new_won=False, new_lost=False
                         )
                     )
-        return found

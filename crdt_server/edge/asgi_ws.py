@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from crdt_server.codec.credentials import bearer_token
 from crdt_server.edge.problems import ApiError
 from crdt_server.edge.state import server_state
-from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Refusal
+from crdt_server.edge.upgrade import NO_SUCH_DOCUMENT, Admitted, Gate, Refusal, SocketAdmitted
 from crdt_server.names import document_name
 from crdt_server.wire.transport import TransportClosed
 
@@ -97,16 +97,7 @@ async def sync_endpoint(websocket: WebSocket) -> None:
         headers=websocket.headers,
         address=client.host if client else "",
     )
-    if isinstance(outcome, Refusal):
-        await _refuse(websocket, outcome)
-        return
-    try:
-        await websocket.accept()
-    except BaseException:
-        gate.release(outcome)
-        raise
-    peer = f"{client.host}:{client.port}" if client else ""
-    await gate.serve(StarletteTransport(websocket), outcome, peer=peer)
+    await _serve(websocket, gate, outcome)
 
 
 async def collab_endpoint(websocket: WebSocket) -> None:
@@ -118,6 +109,14 @@ async def collab_endpoint(websocket: WebSocket) -> None:
         headers=websocket.headers,
         address=client.host if client else "",
     )
+    await _serve(websocket, gate, outcome)
+
+
+async def _serve(
+    websocket: WebSocket, gate: Gate, outcome: Admitted | SocketAdmitted | Refusal
+) -> None:
+    """Refuse the upgrade the gate refused, else accept it and serve the connection (its
+    slots given back if accepting fails)."""
     if isinstance(outcome, Refusal):
         await _refuse(websocket, outcome)
         return
@@ -126,6 +125,7 @@ async def collab_endpoint(websocket: WebSocket) -> None:
     except BaseException:
         gate.release(outcome)
         raise
+    client = websocket.client
     peer = f"{client.host}:{client.port}" if client else ""
     await gate.serve(StarletteTransport(websocket), outcome, peer=peer)
 

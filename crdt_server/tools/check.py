@@ -16,10 +16,11 @@ it, is damage, listed by item id (``crdt-server repair`` deletes it).
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pycrdt import Doc, Map
 
@@ -29,7 +30,13 @@ from crdt_server.documents import DOCUMENT_KINDS, DocumentError, to_json
 from crdt_server.names import CONFLICTS, ROOM_KINDS, WEDDING_ID_PATTERN, projection_of
 from crdt_server.storage import Store
 
-__all__ = ["DocumentReport", "SqliteFileReport", "check_sqlite_file", "check_store"]
+__all__ = [
+    "DocumentReport",
+    "SqliteFileReport",
+    "check_sqlite_file",
+    "check_store",
+    "print_reports",
+]
 
 _ALL_HISTORY = 2**62
 
@@ -161,3 +168,46 @@ def check_sqlite_file(path: Path, prefix: str = "") -> SqliteFileReport:
     finally:
         conn.close()
     return report
+
+
+def print_reports(
+    reports: list[DocumentReport],
+    store_problems: list[str],
+    path: Path,
+    out: TextIO,
+    *,
+    as_json: bool,
+) -> None:
+    """Write what ``check`` found: each document's counts and problems, the store file's
+    (``path``) problems, and the totals; as one JSON object with ``as_json``."""
+    damaged = [r for r in reports if r.problems]
+    if as_json:
+        body = {
+            "documents": [r.to_json() for r in reports],
+            "rows": sum(r.rows for r in reports),
+            "bytes": sum(r.bytes for r in reports),
+            "damaged": len(damaged),
+            "store_problems": store_problems,
+        }
+        print(json.dumps(body, indent=1), file=out)
+        return
+    for r in reports:
+        held = f", {r.held} waiting on a dependency" if r.held else ""
+        state = "DAMAGED" if r.problems else "ok"
+        print(
+            f"{state:8} {r.name}: {r.rows} rows, {r.bytes} bytes, "
+            f"{r.history} history entries{held}",
+            file=out,
+        )
+        for problem in r.problems:
+            print(f"         - {problem}", file=out)
+    if store_problems:
+        print(f"DAMAGED  store file {path}:", file=out)
+        for problem in store_problems:
+            print(f"         - {problem}", file=out)
+    print(
+        f"{len(reports)} documents, {sum(r.rows for r in reports)} rows, "
+        f"{sum(r.bytes for r in reports)} bytes; {len(damaged)} damaged"
+        + ("; the store file is damaged" if store_problems else ""),
+        file=out,
+    )

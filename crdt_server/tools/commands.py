@@ -39,7 +39,12 @@ from crdt_server.tools.backup import (
     repair_modes,
     restore_sqlite,
 )
-from crdt_server.tools.check import DocumentReport, check_sqlite_file, check_store
+from crdt_server.tools.check import (
+    DocumentReport,
+    check_sqlite_file,
+    check_store,
+    print_reports,
+)
 from crdt_server.tools.compact import compact_store
 from crdt_server.tools.export import (
     EventTables,
@@ -53,6 +58,7 @@ from crdt_server.tools.repair import repair_store
 from crdt_server.tools.schema import (
     foreign_objects,
     install_schemas,
+    object_problems,
     refuse_unreadable_versions,
     server_objects,
     version_problems,
@@ -468,15 +474,7 @@ def _check(
         except sqlite3.Error as exc:
             raise ToolError(f"cannot check {settings.sqlite_path}: {exc}") from exc
         store_problems, logless = found.problems, found.logless
-        expected = server_objects(schemas)
-        conn = sqlite3.connect(f"{settings.sqlite_path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            store_problems += version_problems(conn, expected)
-            store_problems += foreign_objects(conn, expected)
-        except sqlite3.DatabaseError as exc:
-            store_problems.append(f"cannot list the store's objects: {exc}")
-        finally:
-            conn.close()
+        store_problems += object_problems(settings.sqlite_path, schemas)
     try:
         reports = asyncio.run(with_store(settings, lambda s: check_store(s, prefix)))
     except StoreError as exc:
@@ -492,37 +490,8 @@ def _check(
     reports.sort(key=lambda r: r.name)
     if args.wedding and not reports and not store_problems:
         raise ToolError(f"wedding {args.wedding!r} has no stored document")
-    damaged = [r for r in reports if r.problems]
-    if args.json:
-        body = {
-            "documents": [r.to_json() for r in reports],
-            "rows": sum(r.rows for r in reports),
-            "bytes": sum(r.bytes for r in reports),
-            "damaged": len(damaged),
-            "store_problems": store_problems,
-        }
-        print(json.dumps(body, indent=1), file=out)
-    else:
-        for r in reports:
-            held = f", {r.held} waiting on a dependency" if r.held else ""
-            state = "DAMAGED" if r.problems else "ok"
-            print(
-                f"{state:8} {r.name}: {r.rows} rows, {r.bytes} bytes, "
-                f"{r.history} history entries{held}",
-                file=out,
-            )
-            for problem in r.problems:
-                print(f"         - {problem}", file=out)
-        if store_problems:
-            print(f"DAMAGED  store file {settings.sqlite_path}:", file=out)
-            for problem in store_problems:
-                print(f"         - {problem}", file=out)
-        print(
-            f"{len(reports)} documents, {sum(r.rows for r in reports)} rows, "
-            f"{sum(r.bytes for r in reports)} bytes; {len(damaged)} damaged"
-            + ("; the store file is damaged" if store_problems else ""),
-            file=out,
-        )
+    print_reports(reports, store_problems, settings.sqlite_path, out, as_json=args.json)
+    damaged = any(r.problems for r in reports)
     return 1 if damaged or store_problems else 0
 
 

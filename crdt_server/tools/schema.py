@@ -26,6 +26,7 @@ __all__ = [
     "ServerSchema",
     "foreign_objects",
     "install_schemas",
+    "object_problems",
     "refuse_unreadable_versions",
     "server_objects",
     "version_problems",
@@ -141,6 +142,23 @@ def version_problems(conn: sqlite3.Connection, expected: ServerSchema) -> list[s
         for table in listed:
             if table not in wedding_tables:
                 found.append(f"schema {str(name)!r} lists {table!r}, not one of its wedding tables")
+    return found
+
+
+def object_problems(path: Path, schemas: Sequence[Schema]) -> list[str]:
+    """What the SQLite file at ``path`` holds that this release's ``schemas`` did not make,
+    or records at versions it cannot take (:func:`version_problems`,
+    :func:`foreign_objects`), one line each; opened read-only."""
+    expected = server_objects(schemas)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    found: list[str] = []
+    try:
+        found += version_problems(conn, expected)
+        found += foreign_objects(conn, expected)
+    except sqlite3.DatabaseError as exc:
+        found.append(f"cannot list the store's objects: {exc}")
+    finally:
+        conn.close()
     return found
 
 

@@ -129,3 +129,14 @@ def test_the_web_app_guide_shows_each_view_at_both_sizes_and_small() -> None:
         assert len(data) < 150_000, f"{path} is {len(data)} bytes"
         views.setdefault(path.rsplit("-", 1)[0], set()).add(width)
     assert all(widths == {"390", "1400"} for widths in views.values()), views
+
+
+def test_the_architecture_is_a_one_page_map_whose_links_resolve() -> None:
+    """``ARCHITECTURE.md`` stays a map a reader takes in at once; the detail lives in the
+    documentation's internals pages, which it links to."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    assert len(text.splitlines()) <= 200, "move the detail to docs/internals/"
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    assert links
+    for link in links:
+        assert (ROOT / link).is_file(), link

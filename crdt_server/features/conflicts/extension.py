@@ -25,7 +25,7 @@ from crdt_server.core.views import WeddingsView
 from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, check
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS
-from crdt_server.documents.findings import WeddingFindings
+from crdt_server.documents.findings import Ident, WeddingFindings
 from crdt_server.features.conflicts.domain import (
     SENDER,
     ConflictView,
@@ -222,57 +222,16 @@ class ConflictsKeeper(Extension):
 
     async def _update_locked(self, wedding_id: str, wedding: KeptWedding) -> list[StoredEvent]:
         service = self._require_service()
-        await wedding.read_touched()
-        findings = wedding.findings
-        quiet = not (wedding.stale or wedding.keys or wedding.full or wedding.stored)
-        if findings is not None and quiet:
-            # Most changes leave every finding as it was, which the findings' own records
-            # (kept by what each change touched) tell without the documents, whose check
-            # costs a store query for each kind no room holds. A document replaced since
-            # is found by the next change that has work.
-            changed = findings.evaluate()
-            if not changed:
-                return []
-            wedding.keys = changed
-        docs = await service.documents(wedding_id)
-        if findings is not None and not wedding.stale:
-            for kind in DOCUMENT_KINDS:
-                was, now_doc = findings.sources.get(kind), docs.get(kind)
-                if was is not now_doc and was is not None and now_doc is not None:
-                    # A room unloaded (its copy now) or loaded again with nothing new: the
-                    # same content in another object needs no rebuild (compared in Rust).
-                    if was.get_update() == now_doc.get_update():
-                        findings.sources[kind] = now_doc
-        if (
-            findings is None
-            or wedding.stale
-            or any(findings.sources.get(kind) is not docs.get(kind) for kind in DOCUMENT_KINDS)
-        ):
-            # Loaded here, or a document replaced by one the changes did not come from (a
-            # room loaded or rebuilt, another process's copy): read whole, compare whole.
-            findings = wedding.findings = WeddingFindings.build(docs)
-            wedding.stale, wedding.full = False, True
-            wedding.touched.clear()  # read whole just now
+        findings = await wedding.up_to_date(service, wedding_id)
+        if findings is None:
+            return []
         changed = findings.evaluate()
         keys, wedding.keys = wedding.keys | changed, set()
         full, wedding.full = wedding.full, False
         sync_stored, wedding.stored = wedding.stored or full, False
         if not (keys or full or sync_stored):
             return []
-        if full:
-            wanted = {conflict_id(c): c for c in findings.findings()}
-            checked: set[str] | None = None
-        else:
-            wanted = {}
-            checked = set()
-            for key in keys:
-                found = findings.get(key)
-                if found is None:
-                    checked.add(conflict_id(Conflict(key[0], key[1], "")))
-                else:
-                    wanted[conflict_id(found)] = found
-            checked |= wanted.keys()
-            wanted = dict(sorted(wanted.items(), key=lambda item: item[1]))
+        wanted, checked = _wanted(findings, None if full else keys)
         related = {key: findings.related(c) for key, c in wanted.items()}
         stored = await self._stored(wedding_id) if sync_stored else None
         known: Mapping[str, tuple[str, str, float]] = self._writers.get(wedding_id, {})
@@ -287,51 +246,23 @@ class ConflictsKeeper(Extension):
             for key in gone
             if key in current and key not in wanted and not is_stored_id(key)
         ]
-        recorded: list[StoredEvent] = []
-        if self._events is not None and (came or went):
-            events = [
-                conflict_event(
-                    wedding_id, "conflict.detected", key, wanted[key].code, wanted[key].paths
-                )
-                for key in came
-            ] + [resolved_event(wedding_id, key, old) for key, old in went]
-            recorded = list((await self._events.record(events)).events)
-            for event in recorded:
-                if event.type == "conflict.resolved" and event.sub != SENDER.actor.sub:
-                    wedding.resolved[json.loads(event.data).get("id")] = event
+        recorded = await self._record(wedding, wedding_id, [(k, wanted[k]) for k in came], went)
 
         def write(doc: Doc[Any]) -> None:
             entries = doc.get(CONFLICTS, type=Map)
             with doc.transaction(origin="conflicts"):
                 if stored is not None:
                     # Concurrent edits: stored findings, their events recorded with them.
-                    for key in [k for k in entries.keys() if is_stored_id(k) and k not in stored]:
-                        del entries[key]
-                    for key, view in stored.items():
-                        value = {
-                            k: view[k]
-                            for k in ("code", "kind", "paths", "field", "message", "same_actor")
-                        }
-                        value["first_seen"] = view["detected_at"]
-                        if entries.get(key) != value:
-                            entries[key] = value
+                    _write_stored(entries, stored)
                 for key, _old in went:
                     if key in entries:
                         del entries[key]
                 for key, conflict in wanted.items():
                     old = as_dict(entries.get(key))
-                    value = {
-                        "code": conflict.code,
-                        "paths": list(conflict.paths),
-                        "message": conflict.message,
-                        "first_seen": old.get("first_seen", now),
-                        "actors": last_writers(
-                            old.get("actors"), known, (*conflict.paths, *related[key])
-                        ),
-                    }
-                    for kept in ("acknowledged", "resolving"):
-                        if kept in old:
-                            value[kept] = old[kept]
+                    actors = last_writers(
+                        old.get("actors"), known, (*conflict.paths, *related[key])
+                    )
+                    value = _finding_value(conflict, old, now, actors)
                     if old != value:
                         entries[key] = value
 
@@ -340,6 +271,27 @@ class ConflictsKeeper(Extension):
             # The documents' Hocuspocus providers hear of each new finding, once recorded.
             for new in came:
                 self._notices.finding(wedding_id, new, wanted[new])
+        return recorded
+
+    async def _record(
+        self,
+        wedding: KeptWedding,
+        wedding_id: str,
+        came: Sequence[tuple[str, Conflict]],
+        went: Sequence[tuple[str, dict[str, Any]]],
+    ) -> list[StoredEvent]:
+        """Record the findings that came and went as events (none without an event log);
+        a resolution credited to someone is kept for :meth:`resolve` to name."""
+        if self._events is None or not (came or went):
+            return []
+        events = [
+            conflict_event(wedding_id, "conflict.detected", key, found.code, found.paths)
+            for key, found in came
+        ] + [resolved_event(wedding_id, key, old) for key, old in went]
+        recorded = list((await self._events.record(events)).events)
+        for event in recorded:
+            if event.type == "conflict.resolved" and event.sub != SENDER.actor.sub:
+                wedding.resolved[json.loads(event.data).get("id")] = event
         return recorded
 
     async def _stored(self, wedding_id: str) -> dict[str, dict[str, Any]]:
@@ -464,3 +416,56 @@ class ConflictsKeeper(Extension):
                 wedding.timer = None
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _wanted(
+    findings: WeddingFindings, keys: Collection[Ident] | None
+) -> tuple[dict[str, Conflict], set[str] | None]:
+    """The findings to show, by id, and the ids to compare with the conflicts room: every
+    finding and every entry (``None``) when ``keys`` is ``None``, else those of ``keys``
+    (a key with no finding now: its entry, to remove)."""
+    if keys is None:
+        return {conflict_id(c): c for c in findings.findings()}, None
+    wanted: dict[str, Conflict] = {}
+    checked: set[str] = set()
+    for key in keys:
+        found = findings.get(key)
+        if found is None:
+            checked.add(conflict_id(Conflict(key[0], key[1], "")))
+        else:
+            wanted[conflict_id(found)] = found
+    checked |= wanted.keys()
+    return dict(sorted(wanted.items(), key=lambda item: item[1])), checked
+
+
+_STORED_FIELDS = ("code", "kind", "paths", "field", "message", "same_actor")
+
+
+def _write_stored(entries: Map[Any], stored: Mapping[str, Mapping[str, Any]]) -> None:
+    """The conflicts room's entries of the stored findings (concurrent edits) as ``stored``
+    has them: the closed ones removed, the others written where they differ."""
+    for key in [k for k in entries.keys() if is_stored_id(k) and k not in stored]:
+        del entries[key]
+    for key, view in stored.items():
+        value = {k: view[k] for k in _STORED_FIELDS}
+        value["first_seen"] = view["detected_at"]
+        if entries.get(key) != value:
+            entries[key] = value
+
+
+def _finding_value(
+    conflict: Conflict, old: Mapping[str, Any], now: float, actors: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A finding's entry in the conflicts room: its first-seen time and what people said
+    of it (acknowledged, resolving) kept from its ``old`` entry."""
+    value: dict[str, Any] = {
+        "code": conflict.code,
+        "paths": list(conflict.paths),
+        "message": conflict.message,
+        "first_seen": old.get("first_seen", now),
+        "actors": actors,
+    }
+    for kept in ("acknowledged", "resolving"):
+        if kept in old:
+            value[kept] = old[kept]
+    return value

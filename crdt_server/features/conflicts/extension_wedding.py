@@ -12,6 +12,8 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt_server.core.hooks import RoomView
+from crdt_server.core.views import WeddingsView
+from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import EntryChange
 from crdt_server.documents.findings import Ident, WeddingFindings
 from crdt_server.storage import StoredEvent
@@ -84,3 +86,40 @@ class KeptWedding:
                 except Exception:
                     self.stale = True  # not trusted any more: read whole next time
                     raise
+
+    async def up_to_date(self, service: WeddingsView, wedding_id: str) -> WeddingFindings | None:
+        """The findings, brought up to date with the wedding's documents (the touched
+        entries read again, or everything when a document was replaced); ``None`` when the
+        changes since the last evaluation left every finding and all else as it was."""
+        await self.read_touched()
+        findings = self.findings
+        quiet = not (self.stale or self.keys or self.full or self.stored)
+        if findings is not None and quiet:
+            # Most changes leave every finding as it was, which the findings' own records
+            # (kept by what each change touched) tell without the documents, whose check
+            # costs a store query for each kind no room holds. A document replaced since
+            # is found by the next change that has work.
+            changed = findings.evaluate()
+            if not changed:
+                return None
+            self.keys = changed
+        docs = await service.documents(wedding_id)
+        if findings is not None and not self.stale:
+            for kind in DOCUMENT_KINDS:
+                was, now_doc = findings.sources.get(kind), docs.get(kind)
+                if was is not now_doc and was is not None and now_doc is not None:
+                    # A room unloaded (its copy now) or loaded again with nothing new: the
+                    # same content in another object needs no rebuild (compared in Rust).
+                    if was.get_update() == now_doc.get_update():
+                        findings.sources[kind] = now_doc
+        if (
+            findings is None
+            or self.stale
+            or any(findings.sources.get(kind) is not docs.get(kind) for kind in DOCUMENT_KINDS)
+        ):
+            # Loaded here, or a document replaced by one the changes did not come from (a
+            # room loaded or rebuilt, another process's copy): read whole, compare whole.
+            findings = self.findings = WeddingFindings.build(docs)
+            self.stale, self.full = False, True
+            self.touched.clear()  # read whole just now
+        return findings

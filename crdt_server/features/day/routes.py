@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -219,18 +219,9 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
     principal = _reader(call, wedding_id)
     watch = call.state.extension(DayWatch)
     view = await watch.timeline(wedding_id)
-    profile = view.get("profile") or {}
-    zone = profile.get("time_zone")
+    zone = (view.get("profile") or {}).get("time_zone")
     now = datetime.fromtimestamp(clock.now(), zone_of(zone))
-    if query.day:
-        try:
-            day: date | None = date.fromisoformat(query.day)
-        except ValueError:
-            raise Impossible("not a date", field="day") from None
-    else:
-        days = days_with_items(view, zone)
-        wedding_day = date.fromisoformat(profile["date"]) if profile.get("date") else None
-        day = now.date() if now.date() in days else wedding_day or (days[0] if days else None)
+    day = _which_day(query.day, view, zone, now)
     mode = await watch.db.run(tables.mode_of(wedding_id)) or "auto"
     directory = read_directory(view)
     spelled = spellings(view)
@@ -239,30 +230,12 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
     window = None
     if day is not None:
         window = day_window(view, day, zone)
-        latest: dict[str, tables.CheckIn] = {}
-        for row in await watch.check_ins(wedding_id, day, zone):
-            latest[row.vendor] = row
-        arrived = {key for key, row in latest.items() if row.status == "arrived"}
-        for item_id, item in day_items(view, day, zone).items():
-            key = vendor_key(item, directory)
-            items.append(
-                ItemJson(
-                    item_id,
-                    item["title"],
-                    item["start"],
-                    item["end"],
-                    key,
-                    item["status"],
-                    live_state(item, key, now, arrived),
-                )
-            )
-            if key is not None and key not in vendors:
+        latest = {row.vendor: row for row in await watch.check_ins(wedding_id, day, zone)}
+        items = _items_of(view, day, zone, now, directory, latest)
+        for key in [item.vendor for item in items if item.vendor is not None] + list(latest):
+            if key not in vendors:
                 last = latest.get(key)
                 shown = _check_in_json(last, directory, spelled) if last is not None else None
-                vendors[key] = _vendor_json(key, directory, spelled, shown, principal)
-        for key, row in latest.items():
-            if key not in vendors:
-                shown = _check_in_json(row, directory, spelled)
                 vendors[key] = _vendor_json(key, directory, spelled, shown, principal)
     caterers = [
         key
@@ -290,6 +263,43 @@ async def get_day(call: ApiCall, path: WeddingPath, query: DayQuery) -> Response
             on_duty,
         )
     )
+
+
+def _which_day(
+    asked: str | None, view: dict[str, Any], zone: str | None, now: datetime
+) -> date | None:
+    """The day asked for; else today if the timeline has items today, else the wedding's
+    date, else the first day with items (``None`` for a timeline with none)."""
+    if asked:
+        try:
+            return date.fromisoformat(asked)
+        except ValueError:
+            raise Impossible("not a date", field="day") from None
+    profile = view.get("profile") or {}
+    days = days_with_items(view, zone)
+    wedding_day = date.fromisoformat(profile["date"]) if profile.get("date") else None
+    return now.date() if now.date() in days else wedding_day or (days[0] if days else None)
+
+
+def _items_of(
+    view: dict[str, Any],
+    day: date,
+    zone: str | None,
+    now: datetime,
+    directory: dict[str, Vendor],
+    latest: dict[str, tables.CheckIn],
+) -> list[ItemJson]:
+    """The day's items, each with its vendor and its live state (``latest``: each
+    vendor's last check-in of the day)."""
+    arrived = {key for key, row in latest.items() if row.status == "arrived"}
+    items: list[ItemJson] = []
+    for item_id, item in day_items(view, day, zone).items():
+        key = vendor_key(item, directory)
+        state = live_state(item, key, now, arrived)
+        items.append(
+            ItemJson(item_id, item["title"], item["start"], item["end"], key, item["status"], state)
+        )
+    return items
 
 
 def is_caterer(vendor: Vendor | None) -> bool:

@@ -235,22 +235,8 @@ async def list_events(call: ApiCall, path: WeddingPath, query: EventsQuery) -> R
 )
 async def stream_ticket(call: ApiCall, path: WeddingPath) -> Response:
     """A one-use ticket, valid 60 s, for ``GET .../events/stream?ticket=``."""
-    wedding_id = path.wedding_id
-    docs = readable_documents(call, wedding_id)
-    principal = wedding_principal(call, wedding_id, docs)
+    grant = _grant_of(call, path.wedding_id)
     ticket = secrets.token_urlsafe(24)
-    grant = _Grant(
-        wedding_id,
-        principal.user_id,
-        sorted(docs),
-        principal.expires_at,
-        clock.now(),
-        viewer_of(principal),
-        principal.authenticated,
-        principal.role,
-        principal.session_id,
-        guest_fields=principal.guest_fields,
-    )
     await put_ticket(
         Gateway.of(call.state.store),
         secret_digest(ticket),
@@ -275,29 +261,10 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
     # Checked before a ticket is used up.
     after, types = _resume_after(call, query.after), _types(query.types)
     ticket = call.caller.secret if call.caller.kind == "ticket" else None
-    if ticket:
-        payload = await take_ticket(
-            Gateway.of(call.state.store), secret_digest(ticket), clock.now()
-        )
-        if payload is None:
-            raise Unauthenticated("unknown, used or expired ticket", field="ticket")
-        grant = msgspec.json.decode(payload, type=_Grant)
-        if grant.wedding != wedding_id:
-            raise Forbidden("this ticket is for another wedding", field="ticket")
-        revocations = call.state.revocations
-        if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
-            raise Unauthenticated("the session of this ticket was revoked", field="ticket")
-        if grant.sid is not None and revocations.session_ended(grant.sid):
-            raise Unauthenticated("the device session of this ticket ended", field="ticket")
-        docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
-        sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
-        role, sid, fields = grant.role, grant.sid, grant.guest_fields
-    else:
-        docs = readable_documents(call, wedding_id)
-        principal = wedding_principal(call, wedding_id, docs)
-        expires_at, sub, checked_at = principal.expires_at, principal.user_id, clock.now()
-        viewer, counted = viewer_of(principal), principal.authenticated
-        role, sid, fields = principal.role, principal.session_id, principal.guest_fields
+    grant = await _ticket_grant(call, wedding_id, ticket) if ticket else _grant_of(call, wedding_id)
+    docs, expires_at, viewer = set(grant.docs), grant.expires_at, grant.viewer
+    sub, checked_at, counted = grant.sub, grant.checked_at, grant.authenticated
+    role, sid, fields = grant.role, grant.sid, grant.guest_fields
     where = EventFilter(types=types, docs=frozenset(docs), viewer=viewer)
     heartbeat = call.state.settings.fragment(EventSettings).sse_heartbeat_seconds
     events = call.state.extension(EventLog)
@@ -368,6 +335,41 @@ async def stream(call: ApiCall, path: WeddingPath, query: StreamQuery) -> Respon
             retry_after=STREAM_RETRY_SECONDS,
         )
     return _CountedStream(generate(), lambda: streams.release(sub), ping=None, send_timeout=30)
+
+
+def _grant_of(call: ApiCall, wedding_id: str) -> _Grant:
+    """What the caller's credential lets it follow of the wedding's events, checked now."""
+    docs = readable_documents(call, wedding_id)
+    principal = wedding_principal(call, wedding_id, docs)
+    return _Grant(
+        wedding_id,
+        principal.user_id,
+        sorted(docs),
+        principal.expires_at,
+        clock.now(),
+        viewer_of(principal),
+        principal.authenticated,
+        principal.role,
+        principal.session_id,
+        guest_fields=principal.guest_fields,
+    )
+
+
+async def _ticket_grant(call: ApiCall, wedding_id: str, ticket: str) -> _Grant:
+    """What stream ticket ``ticket`` grants, using it up; refused when it is unknown, used,
+    expired, for another wedding, or its session was revoked or ended since."""
+    payload = await take_ticket(Gateway.of(call.state.store), secret_digest(ticket), clock.now())
+    if payload is None:
+        raise Unauthenticated("unknown, used or expired ticket", field="ticket")
+    grant = msgspec.json.decode(payload, type=_Grant)
+    if grant.wedding != wedding_id:
+        raise Forbidden("this ticket is for another wedding", field="ticket")
+    revocations = call.state.revocations
+    if revocations.revoked_since(grant.sub, wedding_id, grant.checked_at):
+        raise Unauthenticated("the session of this ticket was revoked", field="ticket")
+    if grant.sid is not None and revocations.session_ended(grant.sid):
+        raise Unauthenticated("the device session of this ticket ended", field="ticket")
+    return grant
 
 
 def _ephemeral_event(record: Ephemeral, where: EventFilter) -> ServerSentEvent | None:

@@ -143,11 +143,7 @@ async def _addresses(call: ApiCall, wedding: str) -> tuple[set[str], set[str]]:
 )
 async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Response:
     wedding = path.wedding_id
-    principal = None
-    if not is_admin(call):
-        principal = await member_principal(call, wedding)
-        if not call.state.permissions.can(principal.role, "members.manage"):
-            raise Forbidden(f"the {principal.role} role does not have 'members.manage'")
+    principal = await _manager(call, wedding)
     if not valid_sub(path.sub):
         raise Malformed("1 to 256 characters, no control characters", field="sub")
     if body.email is not None and not valid_email(body.email):
@@ -158,25 +154,7 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
         actor = ("admin", "admin")
     else:
         actor = (principal.user_id, principal.role)
-        # The ceiling (the invitations feature): what CRDT_SERVER_PERMISSIONS cannot widen.
-        members = await people.members(wedding)
-        current = next((m for m in members if m.sub == path.sub), None)
-        claims = call.caller.claims
-        refused = member_edit_refusal(
-            call.state.permissions,
-            principal.role,
-            dict(claims.docs) if claims is not None else {},
-            editor_sub=principal.user_id,
-            sub=path.sub,
-            current_role=None if current is None else current.role,
-            current_email=None if current is None else current.email,
-            role=body.role,
-            email=body.email,
-            email_held_by_another=body.email is not None
-            and any(m.email == body.email and m.sub != path.sub for m in members),
-        )
-        if refused is not None:
-            raise Forbidden(refused[0], field=refused[1])
+        await _check_ceiling(call, people, principal, path, body)
     member, replaced = await people.put_member(
         wedding, path.sub, body.role, body.name or path.sub, body.email, by_operator=operator
     )
@@ -184,10 +162,7 @@ async def put_member(call: ApiCall, path: PutMemberPath, body: MemberBody) -> Re
         # The directory is authoritative: tokens minted with the old role stop (and their
         # sockets close); a device session mints the next ones with the new role. What
         # they set up (webhooks, feeds) goes on, under the new role's rules.
-        try:
-            await call.state.erasures.revoke(path.sub, wedding, cascade=False)
-        except StoreError as exc:
-            raise Unavailable("the store could not record the revocation, retry") from exc
+        await _revoke(call, path.sub, wedding)
         await call.state.extension(EventLog).record(
             [
                 member_event(
@@ -226,12 +201,8 @@ class MemberChange(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 )
 async def change_member(call: ApiCall, path: MemberPath, body: MemberChange) -> Response:
     wedding = path.wedding_id
-    actor = ("admin", "admin")
-    if not is_admin(call):
-        principal = await member_principal(call, wedding)
-        if not call.state.permissions.can(principal.role, "members.manage"):
-            raise Forbidden(f"the {principal.role} role does not have 'members.manage'")
-        actor = (principal.user_id, principal.role)
+    principal = await _manager(call, wedding)
+    actor = ("admin", "admin") if principal is None else (principal.user_id, principal.role)
     people = call.state.extension(People)
     current = await people.member(wedding, path.sub)
     if current is None:
@@ -262,10 +233,7 @@ async def change_member(call: ApiCall, path: MemberPath, body: MemberChange) -> 
     if before.guest_fields != after.guest_fields:
         # What they read is carried by their tokens: the older ones stop (and their sockets
         # close); their device session mints the next ones with the new choice.
-        try:
-            await call.state.erasures.revoke(path.sub, wedding, cascade=False)
-        except StoreError as exc:
-            raise Unavailable("the store could not record the revocation, retry") from exc
+        await _revoke(call, path.sub, wedding)
     return json_response(member_json(after, with_email=True))
 
 
@@ -297,6 +265,42 @@ async def erase_member(call: ApiCall, path: MemberPath) -> Response:
     if not listed:
         await _revoke(call, sub, wedding)  # known only to another feature (their messages)
     return Response(status_code=204)
+
+
+async def _manager(call: ApiCall, wedding: str) -> Principal | None:
+    """Who manages the wedding's members in this call: ``None`` for the admin key, else a
+    member whose role has ``members.manage``."""
+    if is_admin(call):
+        return None
+    principal = await member_principal(call, wedding)
+    if not call.state.permissions.can(principal.role, "members.manage"):
+        raise Forbidden(f"the {principal.role} role does not have 'members.manage'")
+    return principal
+
+
+async def _check_ceiling(
+    call: ApiCall, people: People, principal: Principal, path: PutMemberPath, body: MemberBody
+) -> None:
+    """Refuse a member's change that passes the ceiling (the invitations feature): what
+    CRDT_SERVER_PERMISSIONS cannot widen."""
+    members = await people.members(path.wedding_id)
+    current = next((m for m in members if m.sub == path.sub), None)
+    claims = call.caller.claims
+    refused = member_edit_refusal(
+        call.state.permissions,
+        principal.role,
+        dict(claims.docs) if claims is not None else {},
+        editor_sub=principal.user_id,
+        sub=path.sub,
+        current_role=None if current is None else current.role,
+        current_email=None if current is None else current.email,
+        role=body.role,
+        email=body.email,
+        email_held_by_another=body.email is not None
+        and any(m.email == body.email and m.sub != path.sub for m in members),
+    )
+    if refused is not None:
+        raise Forbidden(refused[0], field=refused[1])
 
 
 async def _revoke(call: ApiCall, sub: str, wedding: str) -> None:

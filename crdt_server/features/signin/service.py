@@ -240,6 +240,26 @@ def complete_sign_in(
     using a code asked for without one (a code read from someone's mailbox signs no app
     in). Either way the code is used up (see :meth:`DeviceSessions.complete
     <crdt_server.features.signin.extension.DeviceSessions.complete>`)."""
+    used = yield from _use_code(code, now, spent, proof)
+    if isinstance(used, str):
+        return used
+    address, claimer = used
+    pid = yield from _person_of(address, claimer, person_id, now)
+    linked, ambiguous = yield from _link_members(pid, address, claimer, now)
+    devices = yield from row_as(
+        Count, "SELECT COUNT(*) FROM {t}device_sessions WHERE person = ?", pid
+    )
+    yield from new_device(device, pid, secret, label, now)
+    first = devices is None or devices.count == 0
+    return SignedIn(pid, address, device, secret, ambiguous), first, linked
+
+
+def _use_code(
+    code: str, now: float, spent: str, proof: Proof
+) -> Tx[tuple[str, str | None] | Refused]:
+    """The step that uses ``code`` up (a sign-in code, or an "add your email" code of the
+    person it names): the address it was sent to and, for an "add your email" code, the
+    person who asked; or the field at fault."""
     hashed = secret_digest(code)
     # Used up at once, whatever follows: the row stays for the hourly count.
     used = yield from row_as(
@@ -250,7 +270,6 @@ def complete_sign_in(
         hashed,
         now,
     )
-    claimer: str | None = None
     if used is not None:
         challenged = yield from row_as(
             ChallengeRow,
@@ -261,26 +280,31 @@ def complete_sign_in(
         yield Sql("DELETE FROM {t}code_challenges WHERE email = ?", (used.email,))
         if not proof.answers(challenged.challenge if challenged else None):
             return "code_verifier"
-        address = used.email
-    else:
-        claim = yield from row_as(
-            ClaimRow,
-            "UPDATE {t}email_claims SET code_hash = ?, expires_at = 0"
-            " WHERE code_hash = ? AND expires_at >= ? RETURNING person, email",
-            spent,
-            hashed,
-            now,
-        )
-        if claim is None:
-            return "code"
-        if not proof.answers(None):
-            return "code_verifier"
-        claimer, address = claim.person, claim.email
-        asking = yield from row_as(
-            PersonRow, "SELECT id, email FROM {t}persons WHERE id = ?", claimer
-        )
-        if asking is None:
-            return "code"  # erased since it asked
+        return used.email, None
+    claim = yield from row_as(
+        ClaimRow,
+        "UPDATE {t}email_claims SET code_hash = ?, expires_at = 0"
+        " WHERE code_hash = ? AND expires_at >= ? RETURNING person, email",
+        spent,
+        hashed,
+        now,
+    )
+    if claim is None:
+        return "code"
+    if not proof.answers(None):
+        return "code_verifier"
+    asking = yield from row_as(
+        PersonRow, "SELECT id, email FROM {t}persons WHERE id = ?", claim.person
+    )
+    if asking is None:
+        return "code"  # erased since it asked
+    return claim.email, claim.person
+
+
+def _person_of(address: str, claimer: str | None, person_id: str, now: float) -> Tx[str]:
+    """The step that finds the person ``address`` identifies: its holder (who takes over
+    the ``claimer``'s memberships and devices, if another), the ``claimer`` given the
+    address, or a new person ``person_id``; their id."""
     person = yield from row_as(
         PersonRow, "SELECT id, email FROM {t}persons WHERE email = ?", address
     )
@@ -295,13 +319,22 @@ def complete_sign_in(
         yield Sql("DELETE FROM {t}persons WHERE id = ?", (claimer,))
     elif claimer is not None:
         yield Sql("UPDATE {t}persons SET email = ? WHERE id = ?", (address, claimer))
-        person = PersonRow(claimer, address)
-    pid = person_id if person is None else person.id
-    if person is None:
-        yield Sql(
-            "INSERT INTO {t}persons (id, email, created_at) VALUES (?, ?, ?)",
-            (pid, address, now),
-        )
+        return claimer
+    if person is not None:
+        return person.id
+    yield Sql(
+        "INSERT INTO {t}persons (id, email, created_at) VALUES (?, ?, ?)",
+        (person_id, address, now),
+    )
+    return person_id
+
+
+def _link_members(
+    pid: str, address: str, claimer: str | None, now: float
+) -> Tx[tuple[list[str], tuple[str, ...]]]:
+    """The step that links person ``pid`` to the members ``address`` identifies (one per
+    wedding; and, for an "add your email" code, the person's members with no address
+    yet, given it): the weddings linked, and those where several members have it."""
     holders = yield from rows_as(
         HolderRow,
         "SELECT wedding, sub FROM {t}members WHERE LOWER(email) = ? LIMIT ?",
@@ -333,13 +366,8 @@ def complete_sign_in(
             )
             linked.append(member.wedding)
             yield from link(pid, member.wedding, member.sub, address, now)
-    devices = yield from row_as(
-        Count, "SELECT COUNT(*) FROM {t}device_sessions WHERE person = ?", pid
-    )
-    yield from new_device(device, pid, secret, label, now)
     ambiguous = tuple(sorted(w for w, n in per_wedding.items() if n > 1))
-    first = devices is None or devices.count == 0
-    return SignedIn(pid, address, device, secret, ambiguous), first, linked
+    return linked, ambiguous
 
 
 def new_person(pid: str, address: str | None) -> Tx[str]:

@@ -69,46 +69,50 @@ class PhoneSection:
         phones = data.get("phones", [])
         if not isinstance(phones, list) or len(phones) > _MAX_PHONES:
             raise ExportError("sms.phones", f"must be a list of at most {_MAX_PHONES}")
-        found: list[FeatureRow] = []
         seen: set[str] = set()
-        for i, item in enumerate(phones):
-            where = f"sms.phones[{i}]"
-            if not isinstance(item, dict) or set(item) - _KEYS:
-                raise ExportError(where, f"must be an object of {sorted(_KEYS)}")
-            sub, phone = item.get("sub"), item.get("phone")
-            if not isinstance(sub, str) or not valid_sub(sub) or sub in seen:
-                raise ExportError(f"{where}.sub", "must be a member's sub, once")
-            seen.add(sub)
-            digits = phone[1:4] if isinstance(phone, str) else ""
-            if not isinstance(phone, str) or normal_phone(phone, (digits,)) != phone:
-                raise ExportError(f"{where}.phone", "must be an E.164 number")
-            at = item.get("verified_at")
-            if not isinstance(at, (int, float)) or isinstance(at, bool) or not 0 <= at < 2**40:
-                raise ExportError(f"{where}.verified_at", "must be a time in seconds")
-            flags = []
-            for key in ("stopped", "mentions", "urgent", "day"):
-                value = item.get(key, key == "day")
-                if not isinstance(value, bool):
-                    raise ExportError(f"{where}.{key}", "must be true or false")
-                flags.append(int(value))
-            quiet = []
-            for key in ("quiet_start", "quiet_end", "zone"):
-                value = item.get(key, "")
-                if not isinstance(value, str) or len(value) > 64:
-                    raise ExportError(f"{where}.{key}", "must be a string")
-                quiet.append(value)
-            if quiet[0] and not (
-                valid_hour(quiet[0]) and valid_hour(quiet[1]) and zone(quiet[2]) is not None
-            ):
-                raise ExportError(f"{where}.quiet_start", "quiet hours: HH:MM, HH:MM, a zone")
-            values: dict[str, object] = {
-                "wedding": wedding, "sub": sub, "phone": phone, "verified_at": float(at),
-                "pending": "", "code_hash": "", "code_expires": 0.0, "tries": 0,
-                "stopped": flags[0], "mentions": flags[1], "urgent": flags[2], "day": flags[3],
-                "quiet_start": quiet[0], "quiet_end": quiet[1], "zone": quiet[2],
-            }  # fmt: skip
-            found.append(FeatureRow("sms_phones", tuple(values.items())))
-        return found
+        return [
+            _phone_row(item, f"sms.phones[{i}]", wedding, seen) for i, item in enumerate(phones)
+        ]
+
+
+def _phone_row(item: object, where: str, wedding: str, seen: set[str]) -> FeatureRow:
+    """One exported phone (at ``where``) as its row of ``wedding``; its member's sub must
+    not be in ``seen`` (added to it)."""
+    if not isinstance(item, dict) or set(item) - _KEYS:
+        raise ExportError(where, f"must be an object of {sorted(_KEYS)}")
+    sub, phone = item.get("sub"), item.get("phone")
+    if not isinstance(sub, str) or not valid_sub(sub) or sub in seen:
+        raise ExportError(f"{where}.sub", "must be a member's sub, once")
+    seen.add(sub)
+    digits = phone[1:4] if isinstance(phone, str) else ""
+    if not isinstance(phone, str) or normal_phone(phone, (digits,)) != phone:
+        raise ExportError(f"{where}.phone", "must be an E.164 number")
+    at = item.get("verified_at")
+    if not isinstance(at, (int, float)) or isinstance(at, bool) or not 0 <= at < 2**40:
+        raise ExportError(f"{where}.verified_at", "must be a time in seconds")
+    flags = []
+    for key in ("stopped", "mentions", "urgent", "day"):
+        value = item.get(key, key == "day")
+        if not isinstance(value, bool):
+            raise ExportError(f"{where}.{key}", "must be true or false")
+        flags.append(int(value))
+    quiet = []
+    for key in ("quiet_start", "quiet_end", "zone"):
+        value = item.get(key, "")
+        if not isinstance(value, str) or len(value) > 64:
+            raise ExportError(f"{where}.{key}", "must be a string")
+        quiet.append(value)
+    if quiet[0] and not (
+        valid_hour(quiet[0]) and valid_hour(quiet[1]) and zone(quiet[2]) is not None
+    ):
+        raise ExportError(f"{where}.quiet_start", "quiet hours: HH:MM, HH:MM, a zone")
+    values: dict[str, object] = {
+        "wedding": wedding, "sub": sub, "phone": phone, "verified_at": float(at),
+        "pending": "", "code_hash": "", "code_expires": 0.0, "tries": 0,
+        "stopped": flags[0], "mentions": flags[1], "urgent": flags[2], "day": flags[3],
+        "quiet_start": quiet[0], "quiet_end": quiet[1], "zone": quiet[2],
+    }  # fmt: skip
+    return FeatureRow("sms_phones", tuple(values.items()))
 
 
 PHONES = PhoneSection()

@@ -3,6 +3,7 @@ sees a thread's rows, who is notified of a message and why, how mentions are rea
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -29,6 +30,7 @@ __all__ = [
     "all_docs",
     "hidden_docs",
     "mentions_in",
+    "message_fingerprint",
     "message_json",
     "plain_mentions",
     "read_mentions",
@@ -72,6 +74,12 @@ class Viewer:
 
 def hidden_docs(viewer: Viewer) -> list[str]:
     return [d for d in DOCUMENT_KINDS if d not in viewer.docs]
+
+
+def message_fingerprint(sub: str, body: str, reply_to: str | None, priority: str | None) -> str:
+    """What makes a message the same message when its id is put again (an export keeps
+    it with ``priority`` ``None``: the request's own priority is not stored)."""
+    return hashlib.sha256(json.dumps([sub, body, reply_to, priority]).encode()).hexdigest()
 
 
 def message_json(row: MessageRow, thread: str) -> dict[str, Any]:

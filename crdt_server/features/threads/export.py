@@ -26,7 +26,6 @@ unsubscribe keys (secrets: an import makes new ones) and idempotency keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import secrets
@@ -47,6 +46,7 @@ from crdt_server.features.threads.domain import (
     MAX_BODY_BYTES,
     PRIORITIES,
     STATUSES,
+    message_fingerprint,
     message_json,
     thread_json,
 )
@@ -285,35 +285,18 @@ class _Reader:
             reply_to = item.get("reply_to")
             if reply_to is not None and reply_to not in ids:
                 raise ExportError(f"{at}.reply_to", "must be null or an earlier message's id")
-            mentions = item.get("mentions", [])
-            if not isinstance(mentions, list) or not all(
-                isinstance(m, str) and valid_sub(m) for m in mentions
-            ):
-                raise ExportError(f"{at}.mentions", "must be a list of subs")
+            mentions = _mentions(item, at)
             priority = item.get("priority")
             if priority not in PRIORITIES:
                 raise ExportError(f"{at}.priority", f"must be one of {', '.join(PRIORITIES)}")
             deleted = item.get("deleted", False)
             if not isinstance(deleted, bool):
                 raise ExportError(f"{at}.deleted", "must be true or false")
-            reactions = item.get("reactions", {})
-            if not isinstance(reactions, dict) or not all(
-                isinstance(emoji, str)
-                and 0 < len(emoji) <= _TEXT
-                and isinstance(subs, list)
-                and subs
-                and all(isinstance(s, str) and valid_sub(s) for s in subs)
-                for emoji, subs in reactions.items()
-            ):
-                raise ExportError(f"{at}.reactions", "must map emoji to lists of subs")
+            reactions = _reactions(item, at)
             edited_at = None if item.get("edited_at") is None else _time(item, "edited_at", at)
             # The idempotency fingerprint of the post (a retry of it after the move is
             # answered with this message); the request's own priority is not kept.
-            fingerprint = (
-                hashlib.sha256(json.dumps([sub, body, reply_to, None]).encode()).hexdigest()
-                if sub
-                else ""
-            )
+            fingerprint = message_fingerprint(sub, body, reply_to, None) if sub else ""
             self.rows.append(
                 _row(
                     "thread_messages",
@@ -336,6 +319,31 @@ class _Reader:
             )
             ids.add(mid)
             seqs.add(seq)
+
+
+def _mentions(item: Mapping[str, Any], at: str) -> list[str]:
+    """A message's ``mentions``: a list of subs."""
+    mentions = item.get("mentions", [])
+    if not isinstance(mentions, list) or not all(
+        isinstance(m, str) and valid_sub(m) for m in mentions
+    ):
+        raise ExportError(f"{at}.mentions", "must be a list of subs")
+    return mentions
+
+
+def _reactions(item: Mapping[str, Any], at: str) -> dict[str, list[str]]:
+    """A message's ``reactions``: each emoji to the non-empty list of subs who chose it."""
+    reactions = item.get("reactions", {})
+    if not isinstance(reactions, dict) or not all(
+        isinstance(emoji, str)
+        and 0 < len(emoji) <= _TEXT
+        and isinstance(subs, list)
+        and subs
+        and all(isinstance(s, str) and valid_sub(s) for s in subs)
+        for emoji, subs in reactions.items()
+    ):
+        raise ExportError(f"{at}.reactions", "must map emoji to lists of subs")
+    return reactions
 
 
 def _object(value: object, where: str, keys: set[str]) -> Mapping[str, Any]:

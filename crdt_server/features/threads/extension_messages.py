@@ -4,12 +4,12 @@ them)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from crdt_server import clock
+from crdt_server.actor import Actor
 from crdt_server.errors import Conflict, Forbidden, Impossible, NotFound
 from crdt_server.features import notifications as inbox
 from crdt_server.features.events import store_events
@@ -19,6 +19,7 @@ from crdt_server.features.threads.domain import (
     RANK,
     Viewer,
     mentions_in,
+    message_fingerprint,
     message_json,
     read_mentions,
     recipients,
@@ -69,13 +70,12 @@ class ThreadMessages(ThreadAccess):
         anchors = json.loads(row.anchors)
         if row.status == "archived":
             raise Conflict("this thread is archived")
-        fingerprint = hashlib.sha256(
-            json.dumps([viewer.actor.sub, body, reply_to, priority]).encode()
-        ).hexdigest()
+        fingerprint = message_fingerprint(viewer.actor.sub, body, reply_to, priority)
         level = max(priority or "normal", row.priority, key=RANK.__getitem__)
         members = {m.sub: m for m in await self._people.members(wedding)}
         mentions, unresolved = read_mentions(body, members)
         can_see = who_sees(participants, members, {a["doc"] for a in anchors}, reads)
+        unnotified = unnotified_mentions(viewer.actor.sub, mentions, members, can_see) + unresolved
         now = clock.now()
         email = self._inbox.emails
         queued = False
@@ -87,11 +87,7 @@ class ThreadMessages(ThreadAccess):
                 if found.fingerprint != fingerprint:
                     raise Conflict("this message id holds another message", field="id")
                 return found, False
-            parent_author = None
-            if reply_to is not None:
-                parent_author = yield from messages.author_of(wedding, tid, reply_to)
-                if parent_author is None:
-                    raise Impossible("no such message in this thread", field="reply_to")
+            parent_author = yield from _parent_author(wedding, tid, reply_to)
             seq = yield from messages.next_seq(wedding, tid, now)
             if seq is None:
                 raise NotFound("no such thread")
@@ -108,32 +104,17 @@ class ThreadMessages(ThreadAccess):
                 "body": body,
                 "reply_to": reply_to,
                 "mentions": mentions,
-                "unnotified_mentions": unnotified_mentions(
-                    viewer.actor.sub, mentions, members, can_see
-                )
-                + unresolved,
+                "unnotified_mentions": unnotified,
             }
-            yield from store_events(
-                [
-                    self._event(
-                        wedding, "thread.message_posted", data, viewer, participants, anchors, level
-                    )
-                ]
-            )
-            for sub, reason in recipients(
+            posted = "thread.message_posted"
+            event = self._event(wedding, posted, data, viewer, participants, anchors, level)
+            yield from store_events([event])
+            told = recipients(
                 viewer.actor, participants, members, mentions, parent_author, level, can_see
-            ).items():
-                member = members.get(sub)
-                mailed = (
-                    email
-                    and member is not None
-                    and member.takes_email
-                    and (reason in ("mention", "urgent") or at_least(level, "urgent"))
-                )
-                queued = queued or mailed
-                yield from inbox.notify(
-                    wedding, sub, reason, tid, mid, viewer.actor, level, now, email=mailed
-                )
+            )
+            queued = yield from _notify(
+                wedding, tid, mid, viewer.actor, told, members, level, now, email
+            )
             return stored, True
 
         stored, created = await self.db.run(tx())
@@ -245,3 +226,42 @@ class ThreadMessages(ThreadAccess):
 
         await self.db.run(tx())
         return await self.thread(wedding, tid, viewer)
+
+
+def _parent_author(wedding: str, tid: str, reply_to: str | None) -> Tx[str | None]:
+    """The step that finds who wrote the message replied to (``None`` for no reply);
+    refused when the thread has no such message."""
+    if reply_to is None:
+        return None
+    author = yield from messages.author_of(wedding, tid, reply_to)
+    if author is None:
+        raise Impossible("no such message in this thread", field="reply_to")
+    return author
+
+
+def _notify(
+    wedding: str,
+    tid: str,
+    mid: str,
+    author: Actor,
+    told: Mapping[str, str],
+    members: Mapping[str, Member],
+    level: str,
+    now: float,
+    email: bool,
+) -> Tx[bool]:
+    """The step that notifies each of ``told`` (sub -> why) of message ``mid`` of thread
+    ``tid``, by email too (with ``email`` on) where the member takes email and the reason is
+    a mention or urgency; whether an email was queued."""
+    queued = False
+    for sub, reason in told.items():
+        member = members.get(sub)
+        mailed = (
+            email
+            and member is not None
+            and member.takes_email
+            and (reason in ("mention", "urgent") or at_least(level, "urgent"))
+        )
+        queued = queued or mailed
+        yield from inbox.notify(wedding, sub, reason, tid, mid, author, level, now, email=mailed)
+    return queued

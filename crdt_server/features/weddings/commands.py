@@ -10,27 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import sys
 from typing import Any
 
 from pycrdt import Doc
 
-from crdt_server import clock
 from crdt_server.documents import DocumentError, apply_operation, seed
 from crdt_server.errors import DomainError
 from crdt_server.features import Command
 from crdt_server.features.people import SCHEMA as PEOPLE_SCHEMA
-from crdt_server.features.people import member_row
 from crdt_server.features.weddings.domain import (
     NewWedding,
     new_couple_sub,
     new_wedding,
     new_wedding_id,
-    person_key,
 )
 from crdt_server.features.weddings.extension import queue_first_sign_in_link
-from crdt_server.features.weddings.tables import SCHEMA, created_row
+from crdt_server.features.weddings.tables import SCHEMA, creation_rows
 from crdt_server.settings import Settings
 from crdt_server.storage import MovedDocument, Store, StoreError
 from crdt_server.tools.commands import ToolError, store_options, with_store
@@ -66,20 +62,7 @@ async def create_offline(store: Store, wanted: NewWedding, settings: Settings) -
             f"{wedding}/tasks", [_document("tasks", wedding, {"op": "seed_checklist"})], []
         ),
     ]
-    rows = [
-        created_row(wedding, person_key(wanted.email), verified=True, open_signup=False),
-        member_row(
-            wedding,
-            sub,
-            role="couple",
-            name=wanted.your_name,
-            email=wanted.email,
-            participation="all",
-            email_on=True,
-            unsubscribe=secrets.token_urlsafe(24),
-            updated_at=clock.now(),
-        ),
-    ]
+    rows = creation_rows(wedding, sub, wanted, verified=True, open_signup=False)
     await store.put_documents(moved, ORIGIN, rows)
     queued = await queue_first_sign_in_link(store, settings, wanted.email)
     return {

@@ -14,7 +14,6 @@ the document like any HTTP operation (``weddings.settings``: couple and planner)
 from __future__ import annotations
 
 import hashlib
-import secrets
 from typing import Annotated, Any
 
 import msgspec
@@ -22,7 +21,6 @@ from msgspec import Meta
 from pycrdt import Doc
 from starlette.responses import Response
 
-from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKey
@@ -37,7 +35,6 @@ from crdt_server.edge.guards import (
 from crdt_server.edge.params import WeddingPath
 from crdt_server.edge.routing import ApiCall, Routes, is_admin, json_response
 from crdt_server.errors import Conflict, Forbidden, Malformed, Unauthenticated
-from crdt_server.features.people import member_row
 from crdt_server.features.signin import (
     DeviceSessions,
     device_sign_in_allowed,
@@ -49,12 +46,11 @@ from crdt_server.features.weddings.domain import (
     new_couple_sub,
     new_wedding,
     new_wedding_id,
-    person_key,
     profile_fields,
 )
 from crdt_server.features.weddings.extension import Weddings
 from crdt_server.features.weddings.settings import WeddingSettings
-from crdt_server.features.weddings.tables import created_row
+from crdt_server.features.weddings.tables import creation_rows
 from crdt_server.settings import is_loopback
 from crdt_server.storage import FeatureRow
 
@@ -298,22 +294,9 @@ async def _create(
             "queued",
         )
         answer.append(msgspec.json.encode(made))
-        kept = [
-            created_row(wedding, person_key(wanted.email), verified=admin, open_signup=not admin),
-            # Operator-set when the admin key made it (the email identifies the couple);
-            # through open signup a sign-in link verifies it first (creator_verified).
-            member_row(
-                wedding,
-                sub,
-                role="couple",
-                name=wanted.your_name,
-                email=wanted.email,
-                participation="all",
-                email_on=True,
-                unsubscribe=secrets.token_urlsafe(24),
-                updated_at=clock.now(),
-            ),
-        ]
+        # Operator-set when the admin key made it (the email identifies the couple);
+        # through open signup a sign-in link verifies it first (creator_verified).
+        kept = creation_rows(wedding, sub, wanted, verified=admin, open_signup=not admin)
         if once is not None:
             keyed = OperationKey(wedding, once.scope, once.key, once.fingerprint)
             kept.append(weddings.keys.row(keyed, answer[0].decode()))

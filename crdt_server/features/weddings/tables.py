@@ -5,9 +5,13 @@ replaced by a random key (:func:`forget`)."""
 
 from __future__ import annotations
 
+import secrets
+
 import msgspec
 
 from crdt_server import clock
+from crdt_server.features.people import member_row
+from crdt_server.features.weddings.domain import NewWedding, person_key
 from crdt_server.storage import FeatureRow, Gateway, Table, schema_of
 from crdt_server.storage.gateway import Sql, Tx, row_as
 
@@ -71,6 +75,27 @@ def created_row(wedding: str, person: str, *, verified: bool, open_signup: bool)
         "created_at": clock.now(),
     }
     return FeatureRow(CREATED.name, tuple(values.items()))
+
+
+def creation_rows(
+    wedding: str, sub: str, wanted: NewWedding, *, verified: bool, open_signup: bool
+) -> list[FeatureRow]:
+    """What a new wedding's commit writes beside its documents: its creation record and
+    the couple's member, ``sub``, named and reached as ``wanted`` says."""
+    return [
+        created_row(wedding, person_key(wanted.email), verified=verified, open_signup=open_signup),
+        member_row(
+            wedding,
+            sub,
+            role="couple",
+            name=wanted.your_name,
+            email=wanted.email,
+            participation="all",
+            email_on=True,
+            unsubscribe=secrets.token_urlsafe(24),
+            updated_at=clock.now(),
+        ),
+    ]
 
 
 async def created(db: Gateway, wedding: str) -> Created | None:
