@@ -160,6 +160,9 @@ class Room(RoomContent):
         slice is an update of its own for everything after the apply (the log, events,
         the broadcast); a slice refused leaves those before it applied and committed (their
         items are well formed, the sender's own). The last slice's index."""
+        # Over the document's limit or the wedding's quota, it is refused whole (as the
+        # whole update would be), not after the slices that fit.
+        self._check_growth(len(update))
         sliced = await asyncio.to_thread(_cut, update, self._settings.update_slice_structs)
         if sliced is None:  # nothing to cut
             return await self.apply(update, summary, sender, server=server, whole=True)

@@ -107,12 +107,15 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     assert by_name['Zoë "Z" Ng']["household"] == "Ng, family"
     assert by_name['=HYPERLINK("http://evil")']["contact"] == "@cmd"
 
-    # One update, credited to the importer, and the usual guest events.
+    # One update, credited to the importer, the usual guest events, and one that says an
+    # import made them.
     history = await history_of(http)
     assert [(h["sub"], h["role"]) for h in history["history"]] == [("ada", "planner")]
     events = (await http.get(WEDDING.at("/events"), headers=auth())).json()["events"]
-    assert [e["type"] for e in events] == ["guest.added"] * 4
+    assert [e["type"] for e in events] == ["guest.added"] * 4 + ["integration.guests_imported"]
     assert {e["actor"]["sub"] for e in events} == {"ada"}
+    counts = {"doc": "guests", "rows": 4, "added": 4, "changed": 0, "unchanged": 0}
+    assert events[-1]["data"] == counts and events[-1]["doc"] == "guests"
 
     exported = await export(http)
     assert exported.headers["content-type"] == "text/csv; charset=utf-8"
@@ -135,6 +138,8 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     assert await guests(http) == stored
     history = await history_of(http)
     assert len(history["history"]) == 1
+    after = (await http.get(WEDDING.at("/events"), headers=auth())).json()["events"]
+    assert len(after) == len(events)  # nor an import event
     # With a BOM (Excel), and read back with it.
     bom = await export(http, bom="true")
     assert bom.content.startswith("\ufeff".encode())
