@@ -19,7 +19,9 @@ at every seq); past a compaction, the newest restore point at or before N answer
 Restoring writes one update made as the restorer: the difference between the document now
 and its state then (:func:`crdt_server.features.versions.domain.restore`), so it is
 validated, committed, broadcast and turned into events like any other edit, and concurrent
-edits still merge.
+edits still merge. It is made on a copy on a worker thread and taken in by slices
+(:meth:`~crdt_server.core.weddings.WeddingService.edit_off_loop`), each committed before
+the next, so a large restore holds no other wedding.
 """
 
 from __future__ import annotations
@@ -218,7 +220,9 @@ class VersionKeeper(Extension):
         used, target = await self.state_at(name, seq)
         kept = await self._require_versions().points(name, before=used + 1, limit=1)
         point_at = kept[0].at if kept and kept[0].seq == used else None
-        changed = await core.weddings.edit(
+        # Off the loop, taken in by slices: restoring a 20,000-guest list as it was is as
+        # large an edit as importing it.
+        changed = await core.weddings.edit_off_loop(
             name, lambda doc: restore(doc, kind, target, origin=sender.origin), sender
         )
         event_log = self._event_log
