@@ -138,8 +138,9 @@ OFF_LOOP_BYTES = 256 * 1024
 bytes, which the loop would otherwise spend up to a few hundred milliseconds on)."""
 
 
-async def inspect_off_loop(update: bytes, max_items: int) -> UpdateSummary:
-    """:func:`~crdt_server.codec.updates.inspect_update` with ``max_items``, on a worker
+async def inspect_off_loop(update: bytes, max_items: int | None) -> UpdateSummary:
+    """:func:`~crdt_server.codec.updates.inspect_update` with ``max_items`` (``None``: the
+    server's own update, not counted), on a worker
     thread for an update of :data:`OFF_LOOP_BYTES` or more (the loop serves others
     meanwhile), else at once."""
     if len(update) < OFF_LOOP_BYTES:

@@ -53,6 +53,7 @@ from crdt_server.core.crdt import (
     fold_updates,
     inspect_off_loop,
 )
+from crdt_server.core.loading import replay_indexed
 from crdt_server.core.members import RoomMembers
 from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate, Sender
 from crdt_server.core.presence import AwarenessRegistry
@@ -100,7 +101,14 @@ class Room(RoomContent):
         await services.usage.count(services.store, room.wedding_id)
         stored = await services.store.load(name)
         if stored is not None:
-            room._replay(stored)
+            # Rebuilt, checked and indexed on a worker thread (nobody holds the room yet):
+            # a 20,000-guest list is seconds of Python that every other room would wait on.
+            document, unreadable, index = await asyncio.to_thread(
+                replay_indexed, stored.updates, room._client_id, room._detect
+            )
+            room._replay(stored, done=(document, unreadable))
+            if index is not None:
+                room._overwrites, room._index_tried = index, True
         else:
             room._watch(room.document)
             services.usage.set(name, 0)
@@ -160,6 +168,9 @@ class Room(RoomContent):
         slice is an update of its own for everything after the apply (the log, events,
         the broadcast); a slice refused leaves those before it applied and committed (their
         items are well formed, the sender's own). The last slice's index."""
+        # Over the document's limit or the wedding's quota, it is refused whole (as the
+        # whole update would be), not after the slices that fit.
+        self._check_growth(len(update))
         sliced = await asyncio.to_thread(_cut, update, self._settings.update_slice_structs)
         if sliced is None:  # nothing to cut
             return await self.apply(update, summary, sender, server=server, whole=True)

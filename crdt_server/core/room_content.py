@@ -40,9 +40,7 @@ from crdt_server.core.crdt import (
 )
 from crdt_server.core.domain import ChangeRecord, Recorder
 from crdt_server.core.eager import start_now
-from crdt_server.core.hooks import (
-    Sender,
-)
+from crdt_server.core.hooks import Sender
 from crdt_server.core.overwrites import Found, OverwriteIndex
 from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
@@ -59,6 +57,8 @@ from crdt_server.storage import (
 __all__ = ["RoomContent", "RoomFailed", "Uncommitted"]
 
 T = TypeVar("T")
+Replayed = tuple[RoomDocument, int] | None
+Rows = Sequence[bytes]
 
 _Taken = tuple[
     bytes,
@@ -167,11 +167,11 @@ class RoomContent(ABC):
         """The document as integrated so far (see :class:`RoomDocument`)."""
         return self.document.doc
 
-    def _replay(self, stored: StoredLog, extra: Sequence[bytes] = ()) -> None:
-        """Rebuild the document from stored rows plus whatever is not committed yet."""
+    def _replay(self, stored: StoredLog, extra: Rows = (), done: Replayed = None) -> None:
+        """Rebuild the document from stored rows plus what is not committed yet (``done``)."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
         updates += extra
-        self.document, unreadable = replay(updates, client_id=self._client_id)
+        self.document, unreadable = done or replay(updates, client_id=self._client_id)
         self._watch(self.document)
         if unreadable:
             log.error("room %s: %d stored rows could not be applied", self.name, unreadable)

@@ -161,3 +161,11 @@ class WeddingsView(Protocol):
         document, what it writes then taken in like a client's update; ``copy``: on a
         private copy, for a change that cannot check before its first write); returns
         once it is committed."""
+
+    async def edit_off_loop(
+        self, name: str, change: Callable[[Doc[Any]], _T], sender: Sender
+    ) -> _T:
+        """A large server-side change as ``sender``, made on a private copy on a worker
+        thread and taken in by slices, each committed before the next (the event loop
+        serves everyone else meanwhile); returns once all of it is committed. A change that
+        raises writes nothing; a crash between two slices leaves those before it."""

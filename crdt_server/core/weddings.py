@@ -274,6 +274,41 @@ class WeddingService:
             await room.wait_committed(index)  # nothing written: what it read, committed
             return result
 
+    async def edit_off_loop(self, name: str, change: Callable[[Doc[Any]], T], sender: Sender) -> T:
+        """A large server-side change (thousands of entries: a guest import, a restore)
+        made without holding the event loop; returns once all of it is committed.
+
+        ``change`` runs on a worker thread, on a private copy of the room's document made
+        under the server's client id (it must touch nothing else, and should check
+        everything before its first write: raising writes nothing). What it wrote then
+        enters the room like a client's update through :meth:`Room.apply`: checked whole
+        against the room's limits (the document's size, the wedding's quota), then, if it
+        has more structs than ``CRDT_SERVER_UPDATE_SLICE_STRUCTS``, taken in as slices of
+        that many, each applied, committed and sent before the next, so every other room
+        is served between them. Concurrent edits merge as with any client's. A crash (or
+        a store failure) between two slices leaves those before it committed: a part of
+        the change, each slice well formed, and re-running the change completes it.
+        """
+        lock = self._edit_locks.get(name)
+        if lock is None:
+            lock = self._edit_locks[name] = asyncio.Lock()
+        async with lock, self.room(name) as room:
+            self._copies.drop(name)
+            # The copy writes under the room's own server id: nothing else may write under
+            # it meanwhile, which the lock (every server edit of this room) makes sure of.
+            snapshot = crdt_call(room.doc.get_update)
+            result, updates = await asyncio.to_thread(
+                _change_a_copy, snapshot, room.doc.client_id, change
+            )
+            for update in updates:
+                try:
+                    summary = await inspect_off_loop(update, None)
+                except UpdateError as exc:
+                    raise ProtocolError(f"malformed update: {exc}") from exc
+                index = await room.apply(update, summary, sender, server=True)
+                await room.wait_committed(index)
+            return result
+
     async def _edit_copy(
         self,
         room: Room,
@@ -365,3 +400,23 @@ class WeddingService:
             self._registry.forget(room)
             closed.append(room)
         return closed
+
+
+def _change_a_copy(
+    snapshot: bytes, client_id: int, change: Callable[[Doc[Any]], T]
+) -> tuple[T, list[bytes]]:
+    """Run ``change`` on a document made of ``snapshot`` (on a worker thread: the copy is
+    this thread's alone); its result and the updates it wrote, in order."""
+    scratch: Doc[Any] = Doc(client_id=client_id)
+    scratch.apply_update(snapshot)
+    updates: list[bytes] = []
+
+    def capture(event: TransactionEvent) -> None:
+        updates.append(event.update)
+
+    subscription = scratch.observe(capture)
+    try:
+        result = change(scratch)
+    finally:
+        scratch.unobserve(subscription)
+    return result, updates

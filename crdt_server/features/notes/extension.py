@@ -183,7 +183,7 @@ class NoteSessions(Extension):
 
     async def on_load(self, room: RoomView) -> None:
         if room.kind in DOCUMENT_KINDS:
-            self._texts[room.name] = _texts_of(room.doc, room.kind)
+            self._texts[room.name] = await _texts_of(room.doc, room.kind)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS or self._rows is None:
@@ -452,15 +452,28 @@ def _texts_in(
     return found
 
 
-def _texts_of(doc: Any, kind: str) -> dict[tuple[str, str, str], str]:
+_TEXTS_A_TURN = 500
+"""Entries whose texts a loading room's reading takes in one turn of the event loop."""
+
+
+async def _texts_of(doc: Any, kind: str) -> dict[tuple[str, str, str], str]:
+    """Every entry's texts, read a few hundred entries a turn (a 20,000-guest list is most
+    of a second of Python): the loop serves other rooms between them. An entry removed
+    meanwhile reads as having none."""
     from pycrdt import Map
 
     found: dict[tuple[str, str, str], str] = {}
     for root in ROOTS.get(kind, ()):
-        for entry_id, entry in doc.get(root, type=Map).items():
-            if isinstance(entry, Map):
-                for name in TEXT_FIELDS:
+        for number, (entry_id, entry) in enumerate(list(doc.get(root, type=Map).items()), 1):
+            if number % _TEXTS_A_TURN == 0:
+                await asyncio.sleep(0)
+            if not isinstance(entry, Map):
+                continue
+            for name in TEXT_FIELDS:
+                try:
                     value = text_value(entry.get(name))
-                    if value is not None:
-                        found[(root, str(entry_id), name)] = value
+                except Exception:  # removed while we yielded: no text to remember
+                    value = None
+                if value is not None:
+                    found[(root, str(entry_id), name)] = value
     return found

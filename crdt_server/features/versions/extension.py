@@ -19,7 +19,9 @@ at every seq); past a compaction, the newest restore point at or before N answer
 Restoring writes one update made as the restorer: the difference between the document now
 and its state then (:func:`crdt_server.features.versions.domain.restore`), so it is
 validated, committed, broadcast and turned into events like any other edit, and concurrent
-edits still merge.
+edits still merge. It is made on a copy on a worker thread and taken in by slices
+(:meth:`~crdt_server.core.weddings.WeddingService.edit_off_loop`), each committed before
+the next, so a large restore holds no other wedding.
 """
 
 from __future__ import annotations
@@ -172,14 +174,17 @@ class VersionKeeper(Extension):
             log = stored if seq == stored.last_seq else await versions.log_upto(name, seq)
             if log is None:
                 continue  # compacted past it meanwhile: the later point covers it
-            doc = replay(log.updates)[0].doc
-            changes, count = changes_between(kind, before, doc, keep=SHOWN_CHANGES)
-            if count == 0 and to_json(doc, kind) == to_json(before, kind):
+            # On a worker thread (private documents): for a 20,000-guest list, replaying
+            # it and comparing the two states is seconds every other wedding would wait on.
+            doc, changes, count, state = await asyncio.to_thread(
+                _next_point, kind, before, log.updates
+            )
+            if state is None:
                 since = log.last_seq  # the same as the point before it: work undone
                 continue
             actors = await versions.actors_between(name, since, log.last_seq)
             point = VersionPoint(name, log.last_seq, now, tuple(actors), tuple(changes), count)
-            await versions.add(wedding, point, doc.get_update())
+            await versions.add(wedding, point, state)
             before, since = doc, log.last_seq
         return due
 
@@ -193,14 +198,16 @@ class VersionKeeper(Extension):
         or before ``seq``) and the document. Raises :class:`NotKept`."""
         versions = self._require_versions()
         log = await versions.log_upto(name, seq)
+        # Replayed on a worker thread (a private document): a log of 20,000 guests is
+        # seconds of Python every other wedding would wait on.
         if log is not None:
-            return log.last_seq, replay(log.updates)[0].doc
+            return log.last_seq, (await asyncio.to_thread(replay, log.updates))[0].doc
         point = await versions.state(name, seq)
         if point is None:
             raise NotKept(name)
         # Through the shape rule: a point taken before it may hold content no reader can
         # iterate (served as deleted content, as a room serves its document).
-        return point.seq, replay([bytes(point.data)])[0].doc
+        return point.seq, (await asyncio.to_thread(replay, [bytes(point.data)]))[0].doc
 
     async def past_state(self, name: str, seq: int) -> tuple[int, Doc[Any]] | None:
         """:meth:`state_at`, ``None`` when nothing that old is kept (what ``GET`` of a
@@ -218,7 +225,9 @@ class VersionKeeper(Extension):
         used, target = await self.state_at(name, seq)
         kept = await self._require_versions().points(name, before=used + 1, limit=1)
         point_at = kept[0].at if kept and kept[0].seq == used else None
-        changed = await core.weddings.edit(
+        # Off the loop, taken in by slices: restoring a 20,000-guest list as it was is as
+        # large an edit as importing it.
+        changed = await core.weddings.edit_off_loop(
             name, lambda doc: restore(doc, kind, target, origin=sender.origin), sender
         )
         event_log = self._event_log
@@ -269,3 +278,16 @@ class VersionKeeper(Extension):
         if self._versions is None:
             raise RuntimeError("the version keeper has not been started")
         return self._versions
+
+
+def _next_point(
+    kind: str, before: Doc[Any], updates: list[bytes]
+) -> tuple[Doc[Any], list[dict[str, Any]], int, bytes | None]:
+    """The document ``updates`` make, what changed since ``before`` (the first
+    :data:`SHOWN_CHANGES` of the feed's events, and how many) and its encoded state, or
+    ``None`` for the state if it reads as ``before`` does (on a worker thread)."""
+    doc = replay(updates)[0].doc
+    changes, count = changes_between(kind, before, doc, keep=SHOWN_CHANGES)
+    if count == 0 and to_json(doc, kind) == to_json(before, kind):
+        return doc, changes, count, None
+    return doc, changes, count, doc.get_update()

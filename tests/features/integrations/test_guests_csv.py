@@ -107,12 +107,15 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     assert by_name['Zoë "Z" Ng']["household"] == "Ng, family"
     assert by_name['=HYPERLINK("http://evil")']["contact"] == "@cmd"
 
-    # One update, credited to the importer, and the usual guest events.
+    # One update, credited to the importer, the usual guest events, and one that says an
+    # import made them.
     history = await history_of(http)
     assert [(h["sub"], h["role"]) for h in history["history"]] == [("ada", "planner")]
     events = (await http.get(WEDDING.at("/events"), headers=auth())).json()["events"]
-    assert [e["type"] for e in events] == ["guest.added"] * 4
+    assert [e["type"] for e in events] == ["guest.added"] * 4 + ["integration.guests_imported"]
     assert {e["actor"]["sub"] for e in events} == {"ada"}
+    counts = {"doc": "guests", "rows": 4, "added": 4, "changed": 0, "unchanged": 0}
+    assert events[-1]["data"] == counts and events[-1]["doc"] == "guests"
 
     exported = await export(http)
     assert exported.headers["content-type"] == "text/csv; charset=utf-8"
@@ -135,6 +138,8 @@ async def test_import_then_export_round_trips_and_neutralises_formulas(
     assert await guests(http) == stored
     history = await history_of(http)
     assert len(history["history"]) == 1
+    after = (await http.get(WEDDING.at("/events"), headers=auth())).json()["events"]
+    assert len(after) == len(events)  # nor an import event
     # With a BOM (Excel), and read back with it.
     bom = await export(http, bom="true")
     assert bom.content.startswith("\ufeff".encode())
@@ -298,3 +303,55 @@ async def test_a_guest_nested_thousands_of_maps_deep_exports_and_imports(
     planned = await upload(http, "id,meal\r\ng1,vegan\r\n", dry_run=True)
     assert planned.status_code == 200, planned.text
     assert planned.json()["changed"] == [{"line": 2, "id": "g1", "fields": ["meal"]}]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_large_file_is_written_in_parts_and_read_as_one_import(
+    http: httpx.AsyncClient,
+) -> None:
+    """A file past CRDT_SERVER_UPDATE_SLICE_STRUCTS (1,000) is committed in parts, each a
+    history entry credited to the importer; its guests are all there, each with its
+    ``guest.added``, and one ``integration.guests_imported`` says it was one import. An
+    error in its last row writes none of it."""
+    rows = 1_000
+    lines = [f"Guest {i},accepted,partner_a,fish" for i in range(rows)]
+    bad = "name,rsvp,side,meal\r\n" + "\r\n".join([*lines, "Late,maybe,both,fish"]) + "\r\n"
+    refused = await upload(http, bad)
+    assert refused.status_code == 422
+    assert [(r["line"], r["field"]) for r in refused.json()["rows"]] == [(rows + 2, "rsvp")]
+    assert await guests(http) == {} and (await history_of(http))["history"] == []
+
+    done = await upload(http, "name,rsvp,side,meal\r\n" + "\r\n".join(lines) + "\r\n")
+    assert done.status_code == 200, done.text[:300]
+    assert done.json()["committed"] and len(done.json()["added"]) == rows
+    stored = await guests(http)
+    assert sorted(g["name"] for g in stored.values()) == sorted(f"Guest {i}" for i in range(rows))
+    history = (await history_of(http))["history"]
+    assert len(history) > 1 and {(h["sub"], h["role"]) for h in history} == {("ada", "planner")}
+    added = 0
+    after = 0
+    while True:  # every guest's event, page by page
+        page = await http.get(
+            WEDDING.at("/events"),
+            params={"types": "guest.added", "after": after, "limit": 500},
+            headers=auth(),
+        )
+        found = page.json()["events"]
+        if not found:
+            break
+        added += len(found)
+        after = found[-1]["seq"]
+    assert added == rows
+    imported = await http.get(
+        WEDDING.at("/events"), params={"types": "integration.guests_imported"}, headers=auth()
+    )
+    [event] = imported.json()["events"]
+    assert event["seq"] > after  # after the guests' own events
+    assert event["actor"]["sub"] == "ada"
+    assert event["data"] == {
+        "doc": "guests",
+        "rows": rows,
+        "added": rows,
+        "changed": 0,
+        "unchanged": 0,
+    }
