@@ -578,6 +578,16 @@ export function describe (group, names) {
         kind: group.type === 'conflict.detected' ? 'conflict' : 'resolved'
       }
     }
+    case 'integration.guests_imported': {
+      // A guest list file (CSV) taken in: its rows came as guest events of their own, in
+      // parts; this one says it was one import, and what it did.
+      const counts = [
+        data.added ? `${plural(data.added, 'one guest', 'guests')} added` : '',
+        data.changed ? `${plural(data.changed, 'one guest', 'guests')} changed` : ''
+      ].filter(Boolean)
+      what = `imported a guest list file${counts.length ? ` (${list(counts)})` : ''}`
+      return { who, what, kind: 'guest' }
+    }
     case 'document.restored': {
       // Who brought which document back, to how it was when (issue 78, point 4).
       const what_ = DOC_WORDS[data.doc] || 'a document'

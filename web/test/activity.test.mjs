@@ -37,6 +37,11 @@ test('guests: added, renamed, RSVP, removed (named from the event when gone)', (
   assert.equal(said(event('guest.removed', { id: 'g9' })), 'Alex & Sam removed a guest from the guest list')
 })
 
+test('a guest list file imported is said once, with what it did', () => {
+  assert.equal(said(event('integration.guests_imported', { doc: 'guests', rows: 20000, added: 19998, changed: 1, unchanged: 1 })), 'Alex & Sam imported a guest list file (19998 guests added and one guest changed)')
+  assert.equal(said(event('integration.guests_imported', { doc: 'guests', rows: 3, added: 3, changed: 0, unchanged: 0 })), 'Alex & Sam imported a guest list file (3 guests added)')
+})
+
 test('a guest answering from their RSVP link is named by the guest list', () => {
   const guest = { sub: 'guest:g2', role: 'guest' }
   assert.equal(said(event('guest.rsvp_changed', { id: 'g2', from: 'pending', to: 'accepted' }, guest)), 'Grace Hopper (RSVP link) answered: accepted')

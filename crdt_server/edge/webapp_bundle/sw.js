@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = '22ca96590b1d5949'
-const SHELL = ["/app/","/app/app-D4RMKV3F.js","/app/app-NO5Q7CNF.css","/app/chunk-37EYT3TU.js","/app/chunk-AMGDTSUC.js","/app/chunk-FJ76QONV.js","/app/chunk-HFEGEXMO.js","/app/chunk-HNLH5YLR.js","/app/chunk-I3LQZ5JR.js","/app/chunk-JOBKIZYJ.js","/app/chunk-QIV7PWUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XYIGDLPA.js","/app/chunk-ZOVZW5YI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'e849ec53f7311edb'
+const SHELL = ["/app/","/app/app-FONH5INH.js","/app/app-NO5Q7CNF.css","/app/chunk-37EYT3TU.js","/app/chunk-AMGDTSUC.js","/app/chunk-FJ76QONV.js","/app/chunk-HFEGEXMO.js","/app/chunk-HNLH5YLR.js","/app/chunk-I3LQZ5JR.js","/app/chunk-JOBKIZYJ.js","/app/chunk-QIV7PWUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XYIGDLPA.js","/app/chunk-ZOVZW5YI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {
