@@ -28,6 +28,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "calendars",
     _build,
+    needs=("events",),
     routes=calendar_routes,
     schemas=(SCHEMA,),
     settings=CalendarSettings,

@@ -34,6 +34,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "conflicts",
     _build,
+    needs=("events",),
     routes=conflict_routes,
     schemas=(CONCURRENT_EDITS,),
     bus=frozenset({"concurrent_edits"}),

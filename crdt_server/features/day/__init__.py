@@ -83,6 +83,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "day",
     _build,
+    needs=("scheduler", "events"),
     routes=day_routes,
     schemas=(SCHEMA,),
     settings=DaySettings,

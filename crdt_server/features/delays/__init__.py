@@ -46,4 +46,6 @@ def _build(built: Built) -> Sequence[Extension]:
     return [delays]
 
 
-FEATURE = Feature("delays", _build, routes=delay_routes)
+FEATURE = Feature(
+    "delays", _build, routes=delay_routes, needs=("day", "events", "people", "notifications")
+)

@@ -44,6 +44,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "emergencies",
     _build,
+    needs=("events", "people", "notifications", "scheduler"),
     routes=emergency_routes,
     schemas=(SCHEMA,),
     jobs=(RESEND,),

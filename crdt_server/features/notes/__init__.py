@@ -22,6 +22,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "notes",
     _build,
+    needs=("events",),
     schemas=(NOTE_SESSIONS,),
     settings=NoteSettings,
     event_namespaces=("document.",),

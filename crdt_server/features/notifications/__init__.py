@@ -86,6 +86,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "notifications",
     _build,
+    needs=("people",),
     routes=_routes,
     schemas=(SCHEMA, MAIL_SCHEMA, GUEST_MAIL_SCHEMA),
     bus=frozenset({OUTBOX_MESSAGE}),

@@ -67,5 +67,6 @@ def _wake_mailer(job: Job, context: JobContext) -> None:
 FEATURE = Feature(
     "payments",
     _build,
+    needs=("scheduler",),
     jobs=(JobKind(KIND, remind, after=_wake_mailer),),
 )

@@ -44,6 +44,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "push",
     _build,
+    needs=("notifications", "people"),
     routes=push_routes,
     schemas=(SCHEMA,),
     settings=PushSettings,

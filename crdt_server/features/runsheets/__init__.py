@@ -27,6 +27,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "runsheets",
     _build,
+    needs=("delays",),
     routes=runsheet_routes,
     schemas=(SCHEMA,),
     capabilities={RUN_SHEETS: LEADS},

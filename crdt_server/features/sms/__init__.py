@@ -48,6 +48,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "sms",
     _build,
+    needs=("notifications", "people", "events"),
     routes=_routes,
     schemas=(SCHEMA,),
     export=(PHONES,),

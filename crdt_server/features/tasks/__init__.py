@@ -42,5 +42,6 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "tasks",
     _build,
+    needs=("scheduler",),
     jobs=(JobKind(KIND, remind, after=wake_mailer),),
 )

@@ -34,6 +34,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "threads",
     _build,
+    needs=("events", "people", "notifications"),
     routes=_routes,
     schemas=(SCHEMA,),
     export=(THREADS,),

@@ -23,6 +23,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "versions",
     _build,
+    needs=("events",),
     routes=version_routes,
     schemas=(VERSIONS,),
     settings=VersionSettings,

@@ -54,6 +54,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "webhooks",
     _build,
+    needs=("events",),
     routes=webhook_routes,
     schemas=(SCHEMA,),
     bus=frozenset({"events"}),

@@ -56,6 +56,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "weddings",
     _build,
+    needs=("people",),
     routes=_routes,
     schemas=(SCHEMA,),
     settings=WeddingSettings,
