@@ -120,6 +120,18 @@ def test_each_feature_comes_after_the_features_it_needs() -> None:
         assembled((second,))
 
 
+def test_no_extension_checks_whether_it_was_started() -> None:
+    """Extensions are built with the store open and the core there, and given what they
+    use: none keeps an ``Optional`` until its start and checks it on every use."""
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "crdt_server").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "not been started" in line
+    ]
+    assert not found, found
+
+
 @pytest.mark.asyncio
 async def test_a_build_that_takes_a_feature_it_does_not_declare_stops_the_start(
     tmp_path: Path,

@@ -16,7 +16,7 @@ __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [NoteSessions(built.get(EventLog))]
+    return [NoteSessions(built.core, built.get(EventLog))]
 
 
 FEATURE = Feature(

@@ -45,7 +45,7 @@ def _build(built: Built) -> Sequence[Extension]:
     # Reminding people needs the directory and the inbox (optional: the event is stored
     # without them).
     people = built.find(People) if built.find(Notifications) is not None else None
-    reminders = PaymentReminders(built.get(Scheduler), people)
+    reminders = PaymentReminders(built.core, built.get(Scheduler), people)
     mailer = built.find(Mailer)
     if mailer is not None:
         mailer.describe(REASON, partial(describe, reminders), "A payment falls due")

@@ -32,7 +32,7 @@ __all__ = ["FEATURE", "KIND", "REASON", "TaskReminders", "due_time", "due_when",
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    reminders = TaskReminders(built.get(Scheduler))
+    reminders = TaskReminders(built.core, built.get(Scheduler))
     mailer = built.find(Mailer)
     if mailer is not None:
         mailer.describe(REASON, reminders.describe, subject="A task falls due")

@@ -17,7 +17,7 @@ __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [VersionKeeper(events=built.get(EventLog))]
+    return [VersionKeeper(built.core, events=built.get(EventLog))]
 
 
 FEATURE = Feature(
