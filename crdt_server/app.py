@@ -260,6 +260,52 @@ def default_store(settings: Settings) -> Store:
     )
 
 
+async def _quarantine(store: Store, metrics: Metrics, slot: ApplySlot | None) -> Quarantine:
+    """The quarantined clients, with those of the update the previous process never
+    finished applying (its apply slot), which is logged."""
+    interrupted = slot.previous() if slot is not None else None
+    if interrupted is not None:
+        metrics.apply_interrupted.inc()
+        log.error(
+            "the previous process ended while applying an update to %s from %r"
+            " (Yjs clients %s), a stall or a crash: those clients are quarantined in"
+            " that room until `crdt-server quarantine lift`",
+            interrupted.room,
+            interrupted.sub,
+            ", ".join(map(str, interrupted.clients)),
+        )
+    quarantine = Quarantine(store, metrics)
+    await quarantine.start(interrupted)
+    return quarantine
+
+
+def _bus_of(settings: Settings) -> Bus:
+    """Redis with ``redis_url`` (a cluster), else this process alone."""
+    if settings.redis_url:
+        from crdt_server.cluster.redis_bus import RedisBus  # redis only in a cluster
+
+        return RedisBus(settings.redis_url)
+    return LocalBus()
+
+
+def _warn_of(settings: Settings, matrix: PermissionMatrix) -> None:
+    """Say what an operator may not have meant: documents their matrix does not name, and
+    anonymous access."""
+    for doc, roles in matrix.defaulted.items():
+        log.warning(
+            "CRDT_SERVER_PERMISSIONS does not name %r for %s: they get the default"
+            " matrix's access to it (%s); name it to choose otherwise",
+            doc,
+            ", ".join(roles),
+            ", ".join(f"{role} {matrix.access(role, doc).value}" for role in roles),
+        )
+    if settings.allow_anonymous:
+        log.warning(
+            "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "
+            "document. Use this only for local demos and benchmarks."
+        )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -292,31 +338,12 @@ def create_app(
         await the_store.open()
         metrics = Metrics()
         slot = ApplySlot(apply_slot) if apply_slot is not None else None
-        interrupted = slot.previous() if slot is not None else None
-        if interrupted is not None:
-            metrics.apply_interrupted.inc()
-            log.error(
-                "the previous process ended while applying an update to %s from %r"
-                " (Yjs clients %s), a stall or a crash: those clients are quarantined in"
-                " that room until `crdt-server quarantine lift`",
-                interrupted.room,
-                interrupted.sub,
-                ", ".join(map(str, interrupted.clients)),
-            )
-        quarantine = Quarantine(the_store, metrics)
-        await quarantine.start(interrupted)
+        quarantine = await _quarantine(the_store, metrics, slot)
         clients = ClientIds(the_store, metrics)
         await clients.start()
         if slot is not None:
             slot.clear()  # only once the quarantine is stored
-        if bus is not None:
-            the_bus = bus
-        elif settings.redis_url:
-            from crdt_server.cluster.redis_bus import RedisBus  # redis only in a cluster
-
-            the_bus = RedisBus(settings.redis_url)
-        else:
-            the_bus = LocalBus()
+        the_bus = bus if bus is not None else _bus_of(settings)
         codec = token_codec(settings)
         # The core first, with hooks the extensions are added to once they are built.
         hooks = Hooks()
@@ -349,19 +376,7 @@ def create_app(
             [AdminEvents(revocations, known, registry, erasures), *built.extensions, *extensions]
         )
         matrix = permission_matrix(settings, features)
-        for doc, roles in matrix.defaulted.items():
-            log.warning(
-                "CRDT_SERVER_PERMISSIONS does not name %r for %s: they get the default"
-                " matrix's access to it (%s); name it to choose otherwise",
-                doc,
-                ", ".join(roles),
-                ", ".join(f"{role} {matrix.access(role, doc).value}" for role in roles),
-            )
-        if settings.allow_anonymous:
-            log.warning(
-                "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "
-                "document. Use this only for local demos and benchmarks."
-            )
+        _warn_of(settings, matrix)
         the_authenticator = authenticator or TokenAuthenticator(
             codec, matrix, revocations, allow_anonymous=settings.allow_anonymous
         )
