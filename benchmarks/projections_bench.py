@@ -70,11 +70,13 @@ def next_update(doc: Doc[Any], i: int) -> bytes:
 
 async def run(mode: str, guests: int, count: int) -> tuple[float, float, int]:
     """(CPU seconds, wall seconds, projection rounds) for ``count`` updates."""
-    projections = Projections()
-    hooks = Hooks([projections])
+    hooks = Hooks()
     async with in_process_server(hooks=hooks) as server:
         weddings = WeddingService(server.registry, server.store, WEDDINGS)
-        await hooks.start(Core(server.settings, server.store, server.registry, weddings))
+        core = Core(server.settings, server.store, server.registry, weddings)
+        projections = Projections(core)
+        hooks.add([projections])
+        await hooks.start(core)
         doc, base = guest_list(guests)
         room = await server.registry.acquire(f"{WEDDING}/guests")
         await room.wait_committed(await room.apply(base, inspect_update(base), COUPLE))

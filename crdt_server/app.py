@@ -54,6 +54,7 @@ from crdt_server.errors import CloseCode
 from crdt_server.features import (
     Built,
     Feature,
+    assembled,
     calendars,
     capabilities_of,
     conflicts,
@@ -136,47 +137,27 @@ class AdminEvents(Extension):
 
     name = "admin-events"
 
-    def __init__(self, revocations: Revocations, keep: float, known: frozenset[str]) -> None:
+    def __init__(
+        self,
+        revocations: Revocations,
+        known: frozenset[str],
+        registry: RoomRegistry,
+        erasures: ErasureService,
+    ) -> None:
         self._revocations = revocations
-        self._keep = keep
         self._known = known | ADMIN_MESSAGES
-        self._core: Core | None = None
-        self._erasures: ErasureService | None = None
-        self._served: tuple[RoomRegistry, WeddingService] | None = None
-
-    def serve(self, registry: RoomRegistry, weddings: WeddingService) -> None:
-        """The registry and the documents service it acts on (the concrete ones: the
-        erasure service needs more of them than the views :class:`Core` gives)."""
-        self._served = (registry, weddings)
-
-    @property
-    def erasures(self) -> ErasureService:
-        """The server's erasure service (built at start)."""
-        if self._erasures is None:
-            raise RuntimeError("the admin events extension has not been started")
-        return self._erasures
+        self._registry = registry
+        self.erasures = erasures
+        """The server's erasure service (its tombstones and revocations load at start)."""
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        if self._served is None:
-            raise RuntimeError("the admin events extension serves no registry")
-        registry, weddings = self._served
-        self._erasures = ErasureService(
-            registry,
-            core.store,
-            weddings,
-            self._revocations,
-            keep_revocations=self._keep,
-        )
-        await self._erasures.start()
+        await self.erasures.start()
 
     async def close(self) -> None:
-        if self._erasures is not None:
-            await self._erasures.close()
+        await self.erasures.close()
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
-        assert self._served is not None, "started before the bus delivers anything"
-        registry = self._served[0]
+        registry = self._registry
         if (revoke := from_event(event, Revoke)) is not None:
             self._revocations.revoke(revoke.sub, revoke.wedding, revoke.at)
             registry.close_sessions(
@@ -191,36 +172,39 @@ class AdminEvents(Extension):
             log.error("ignoring an unknown admin event: %r", event)
 
 
-FEATURES: tuple[Feature, ...] = (
-    scheduler.FEATURE,
-    events.FEATURE,
-    signin.FEATURE,
-    invitations.FEATURE,
-    people.FEATURE,
-    notifications.FEATURE,
-    emergencies.FEATURE,
-    threads.FEATURE,
-    conflicts.FEATURE,
-    notes.FEATURE,
-    presence.FEATURE,
-    versions.FEATURE,
-    integrations.FEATURE,
-    webhooks.FEATURE,
-    projections.FEATURE,
-    weddings.FEATURE,
-    rsvp.FEATURE,
-    payments.FEATURE,
-    tasks.FEATURE,
-    push.FEATURE,
-    day.FEATURE,
-    delays.FEATURE,
-    runsheets.FEATURE,
-    overview.FEATURE,
-    sms.FEATURE,
-    calendars.FEATURE,
+FEATURES: tuple[Feature, ...] = assembled(
+    (
+        scheduler.FEATURE,
+        events.FEATURE,
+        signin.FEATURE,
+        invitations.FEATURE,
+        people.FEATURE,
+        notifications.FEATURE,
+        emergencies.FEATURE,
+        threads.FEATURE,
+        conflicts.FEATURE,
+        notes.FEATURE,
+        presence.FEATURE,
+        versions.FEATURE,
+        integrations.FEATURE,
+        webhooks.FEATURE,
+        projections.FEATURE,
+        weddings.FEATURE,
+        rsvp.FEATURE,
+        payments.FEATURE,
+        tasks.FEATURE,
+        push.FEATURE,
+        day.FEATURE,
+        delays.FEATURE,
+        runsheets.FEATURE,
+        overview.FEATURE,
+        sms.FEATURE,
+        calendars.FEATURE,
+    )
 )
-"""The features the server runs, in the order they are built (a feature that needs another
-comes after it; see :mod:`crdt_server.features`). The one list that names features."""
+"""The features the server runs, in the order they are built (a feature comes after those
+it needs: :func:`~crdt_server.features.assembled` checks it; see
+:mod:`crdt_server.features`). The one list that names features."""
 
 EVENT_TABLES = events.EVENT_TABLES
 """The events feature's part of a wedding's export and import (``crdt-server export`` and
@@ -276,6 +260,52 @@ def default_store(settings: Settings) -> Store:
     )
 
 
+async def _quarantine(store: Store, metrics: Metrics, slot: ApplySlot | None) -> Quarantine:
+    """The quarantined clients, with those of the update the previous process never
+    finished applying (its apply slot), which is logged."""
+    interrupted = slot.previous() if slot is not None else None
+    if interrupted is not None:
+        metrics.apply_interrupted.inc()
+        log.error(
+            "the previous process ended while applying an update to %s from %r"
+            " (Yjs clients %s), a stall or a crash: those clients are quarantined in"
+            " that room until `crdt-server quarantine lift`",
+            interrupted.room,
+            interrupted.sub,
+            ", ".join(map(str, interrupted.clients)),
+        )
+    quarantine = Quarantine(store, metrics)
+    await quarantine.start(interrupted)
+    return quarantine
+
+
+def _bus_of(settings: Settings) -> Bus:
+    """Redis with ``redis_url`` (a cluster), else this process alone."""
+    if settings.redis_url:
+        from crdt_server.cluster.redis_bus import RedisBus  # redis only in a cluster
+
+        return RedisBus(settings.redis_url)
+    return LocalBus()
+
+
+def _warn_of(settings: Settings, matrix: PermissionMatrix) -> None:
+    """Say what an operator may not have meant: documents their matrix does not name, and
+    anonymous access."""
+    for doc, roles in matrix.defaulted.items():
+        log.warning(
+            "CRDT_SERVER_PERMISSIONS does not name %r for %s: they get the default"
+            " matrix's access to it (%s); name it to choose otherwise",
+            doc,
+            ", ".join(roles),
+            ", ".join(f"{role} {matrix.access(role, doc).value}" for role in roles),
+        )
+    if settings.allow_anonymous:
+        log.warning(
+            "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "
+            "document. Use this only for local demos and benchmarks."
+        )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -299,47 +329,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
-        # The features first: one that needs a feature the list lacks stops the start
-        # before anything is opened.
+        # A list whose features lack one they need stops the start before anything opens.
+        assembled(features)
         # Kept as long as any token they cover may live (plus the iat clock skew).
         keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
         revocations = Revocations(keep_seconds=keep)
-        built = Built(settings, revocations, features)
-        for feature in features:
-            built.extensions.extend(feature.build(built))
         the_store = store or default_store(settings)
         await the_store.open()
         metrics = Metrics()
         slot = ApplySlot(apply_slot) if apply_slot is not None else None
-        interrupted = slot.previous() if slot is not None else None
-        if interrupted is not None:
-            metrics.apply_interrupted.inc()
-            log.error(
-                "the previous process ended while applying an update to %s from %r"
-                " (Yjs clients %s), a stall or a crash: those clients are quarantined in"
-                " that room until `crdt-server quarantine lift`",
-                interrupted.room,
-                interrupted.sub,
-                ", ".join(map(str, interrupted.clients)),
-            )
-        quarantine = Quarantine(the_store, metrics)
-        await quarantine.start(interrupted)
+        quarantine = await _quarantine(the_store, metrics, slot)
         clients = ClientIds(the_store, metrics)
         await clients.start()
         if slot is not None:
             slot.clear()  # only once the quarantine is stored
-        if bus is not None:
-            the_bus = bus
-        elif settings.redis_url:
-            from crdt_server.cluster.redis_bus import RedisBus  # redis only in a cluster
-
-            the_bus = RedisBus(settings.redis_url)
-        else:
-            the_bus = LocalBus()
+        the_bus = bus if bus is not None else _bus_of(settings)
         codec = token_codec(settings)
-        known = frozenset(kind for feature in features for kind in feature.bus)
-        admin_events = AdminEvents(revocations, keep, known)
-        hooks = Hooks([admin_events, *built.extensions, *extensions])
+        # The core first, with hooks the extensions are added to once they are built.
+        hooks = Hooks()
         registry = RoomRegistry(
             RoomServices(
                 the_store,
@@ -352,20 +359,24 @@ def create_app(
                 clients=clients,
             )
         )
+        weddings = WeddingService(registry, the_store, WEDDINGS)
+        await weddings.keys.install()
+        core = Core(settings, the_store, registry, weddings, placement)
+        erasures = ErasureService(registry, the_store, weddings, revocations, keep_revocations=keep)
+        known = frozenset(kind for feature in features for kind in feature.bus)
+        built = Built(core, revocations, features)
+        try:
+            for feature in features:
+                await built.build(feature)
+        except BaseException:  # a build that asks for a feature it does not declare
+            await quarantine.close()
+            await the_store.close()
+            raise
+        hooks.add(
+            [AdminEvents(revocations, known, registry, erasures), *built.extensions, *extensions]
+        )
         matrix = permission_matrix(settings, features)
-        for doc, roles in matrix.defaulted.items():
-            log.warning(
-                "CRDT_SERVER_PERMISSIONS does not name %r for %s: they get the default"
-                " matrix's access to it (%s); name it to choose otherwise",
-                doc,
-                ", ".join(roles),
-                ", ".join(f"{role} {matrix.access(role, doc).value}" for role in roles),
-            )
-        if settings.allow_anonymous:
-            log.warning(
-                "ANONYMOUS ACCESS IS ON: clients without a token may read and write every "
-                "document. Use this only for local demos and benchmarks."
-            )
+        _warn_of(settings, matrix)
         the_authenticator = authenticator or TokenAuthenticator(
             codec, matrix, revocations, allow_anonymous=settings.allow_anonymous
         )
@@ -378,12 +389,9 @@ def create_app(
             ),
             address_connections=ConnectionCounter(settings.max_connections_per_address),
             user_connections=ConnectionCounter(settings.max_connections_per_user),
-            gone=lambda wedding_id: admin_events.erasures.gone(wedding_id),
+            gone=erasures.gone,
         )
-        weddings = WeddingService(registry, the_store, WEDDINGS)
-        await weddings.keys.install()
-        admin_events.serve(registry, weddings)
-        await hooks.start(Core(settings, the_store, registry, weddings, placement))
+        await hooks.start(core)
         state = Services(
             settings=settings,
             store=the_store,
@@ -396,7 +404,7 @@ def create_app(
             limiter=HttpRateLimiter(
                 settings.rate_limits, emergency_per_hour=settings.rate_emergency_per_hour
             ),
-            erasures=admin_events.erasures,
+            erasures=erasures,
             permissions=matrix,
             hooks=hooks,
             event_streams=ConnectionCounter(settings.max_event_streams_per_user),

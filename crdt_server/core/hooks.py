@@ -227,7 +227,19 @@ class Hooks:
     """The extensions of one server, called in order. Cheap when a hook has no users."""
 
     def __init__(self, extensions: Sequence[Extension] = ()) -> None:
-        self.extensions = tuple(extensions)
+        self._loaded_early: list[RoomView] | None = None
+        """While the extensions start: the rooms loaded so far (see :meth:`start`)."""
+        self._started: set[int] = set()
+        """While the extensions start: those started (their ids)."""
+        self._index(tuple(extensions))
+
+    def add(self, extensions: Sequence[Extension]) -> None:
+        """Add ``extensions`` after those there are: the server builds the registry (which
+        calls these hooks) first, then the extensions, which are given the registry."""
+        self._index((*self.extensions, *extensions))
+
+    def _index(self, extensions: tuple[Extension, ...]) -> None:
+        self.extensions = extensions
         base = Extension
 
         def users(name: str) -> tuple[Extension, ...]:
@@ -252,10 +264,6 @@ class Hooks:
         domains = {id(e.domain): e.domain for e in self.extensions if e.domain is not None}
         if len(domains) > 1:
             raise ValueError("the extensions of one server name different domains")
-        self._loaded_early: list[RoomView] | None = None
-        """While the extensions start: the rooms loaded so far (see :meth:`start`)."""
-        self._started: set[int] = set()
-        """While the extensions start: those started (their ids)."""
         self.domain: Domain | None = next(iter(domains.values()), None)
         """The domain the extensions name (``None``: none does, nothing is recorded)."""
         wanted = self.domain is not None

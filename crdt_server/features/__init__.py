@@ -25,22 +25,28 @@ types), ``export.py`` (its section of the wedding export) and ``commands.py`` (i
 ``crdt-server`` subcommands). A role too big for one module is split as ``ROLE_PART.py``
 (``extension_mail.py``, ``routes_calendar.py``).
 
-Features are built in the list's order. A feature whose extension needs another's (threads
-need the event log) asks :meth:`Built.get` for it, so the one it needs must come earlier
-in the list (:class:`MissingFeature` otherwise, at start).
+Features are built in the list's order, once the store is open and the core (the registry,
+the documents service) exists: a feature's ``build`` gives its extensions, in their
+constructors, what they use (:attr:`Built.core`, another feature's extension), and their
+``start`` only starts their background work. A feature whose extension needs another's
+(threads need the event log) declares it (``Feature(needs=("events", ...))``) and asks
+:meth:`Built.get` for it; the one it needs must come earlier in the list, which
+:func:`assembled` checks (:class:`MissingFeature`) when ``FEATURES`` is assembled and
+before a server with another list opens its store.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdt_server.auth.principals import Revocations
-from crdt_server.core.hooks import Extension
+from crdt_server.core.hooks import Core, Extension
 from crdt_server.names import CORE_EVENT_NAMESPACES
 
 if TYPE_CHECKING:
@@ -58,6 +64,8 @@ __all__ = [
     "DuplicateJobKind",
     "Feature",
     "MissingFeature",
+    "UndeclaredNeed",
+    "assembled",
     "capabilities_of",
     "event_namespaces_of",
     "commands_of",
@@ -83,19 +91,28 @@ E = TypeVar("E", bound=Extension)
 
 
 class MissingFeature(RuntimeError):
-    """A feature needs another feature's extension that the list does not build before it."""
+    """A feature needs another feature that the list does not have before it."""
+
+
+class UndeclaredNeed(RuntimeError):
+    """A feature's ``build`` asked for another feature's extension without declaring that
+    feature in its :attr:`Feature.needs`."""
 
 
 class Built:
-    """The extensions built so far, in order (what a feature's ``build`` may look up)."""
+    """What a feature's ``build`` is given: the running core, and the extensions built so
+    far, in order (what it may look up)."""
 
     def __init__(
         self,
-        settings: Settings,
+        core: Core,
         revocations: Revocations | None = None,
         features: Sequence[Feature] = (),
     ) -> None:
-        self.settings = settings
+        self.core = core
+        """The store (open), the settings, the registry and the documents service: what
+        an extension's constructor keeps."""
+        self.settings = core.settings
         self.features = tuple(features)
         """Every feature the server runs (built or not yet): what they declare statically
         (the scheduler reads their job kinds)."""
@@ -103,23 +120,62 @@ class Built:
         self.revocations = revocations if revocations is not None else Revocations()
         """The server's revocations (the tokens the authenticator refuses): a feature that
         ends credentials (a device session) records them here."""
+        self._owners: dict[int, str] = {}
+        """Extension id -> the name of the feature that built it."""
+        self._building: Feature | None = None
+
+    async def build(self, feature: Feature) -> None:
+        """Build ``feature``'s extensions (after those of the features before it)."""
+        self._building = feature
+        try:
+            made = feature.build(self)
+            if inspect.isawaitable(made):
+                made = await made
+        finally:
+            self._building = None
+        for ext in made:
+            self._owners[id(ext)] = feature.name
+        self.extensions.extend(made)
 
     def get(self, kind: type[E]) -> E:
-        """The extension of type ``kind`` an earlier feature built."""
+        """The extension of type ``kind`` an earlier feature built, one the feature being
+        built declares in its :attr:`Feature.needs` (:class:`UndeclaredNeed` otherwise)."""
         found = self.find(kind)
-        if found is not None:
-            return found
-        raise MissingFeature(
-            f"a feature needs {kind.__name__}, which no earlier feature in the list builds"
-        )
+        if found is None:
+            raise MissingFeature(
+                f"a feature needs {kind.__name__}, which no earlier feature in the list builds"
+            )
+        building, owner = self._building, self._owners.get(id(found))
+        if building is not None and owner is not None and owner not in building.needs:
+            raise UndeclaredNeed(
+                f"the feature {building.name!r} uses {kind.__name__} of {owner!r} without"
+                f" declaring it: Feature(needs=(..., {owner!r}))"
+            )
+        return found
 
     def find(self, kind: type[E]) -> E | None:
         """The extension of type ``kind`` if an earlier feature built it (optional
-        cooperation: a feature that works alone but does more beside another)."""
+        cooperation: a feature that works alone but does more beside another; no
+        declaration needed)."""
         for ext in self.extensions:
             if isinstance(ext, kind):
                 return ext
         return None
+
+
+def assembled(features: Sequence[Feature]) -> tuple[Feature, ...]:
+    """``features`` as a list the server can build: each one's :attr:`Feature.needs` come
+    before it (:class:`MissingFeature` naming the first that does not)."""
+    seen: set[str] = set()
+    for feature in features:
+        for need in feature.needs:
+            if need not in seen:
+                raise MissingFeature(
+                    f"the feature {feature.name!r} needs {need!r}, which the list does not"
+                    " have before it"
+                )
+        seen.add(feature.name)
+    return tuple(features)
 
 
 def _no_routes() -> Sequence[ApiRoute]:
@@ -153,8 +209,10 @@ class Feature:
     """Everything one feature brings to the server (see the module docstring)."""
 
     name: str
-    build: Callable[[Built], Sequence[Extension]]
-    """The feature's extensions for one server (called once per app start, in list order)."""
+    build: Callable[[Built], Sequence[Extension] | Awaitable[Sequence[Extension]]]
+    """The feature's extensions for one server (called once per app start, in list order,
+    with the store open and the core built: :attr:`Built.core`). A coroutine function
+    when it reads the store first (a key its extension is given)."""
     routes: Callable[[], Sequence[ApiRoute]] = _no_routes
     """Its HTTP routes (a function: route modules import the edge, which must not load
     when only the tables are wanted)."""
@@ -185,6 +243,9 @@ class Feature:
     """The kinds of scheduled job it runs (a reminder), each named ``"<feature>.<what>"``:
     the scheduler feature (:mod:`crdt_server.features.scheduler`) claims the due jobs of
     every kind the running features declare, and only those."""
+    needs: tuple[str, ...] = ()
+    """The features (by name) whose extensions its ``build`` takes with
+    :meth:`Built.get`: each must come before it in the list (:func:`assembled`)."""
 
 
 def event_namespaces_of(features: Iterable[Feature]) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from crdt_server.codec.updates import UpdateError, UpdateSummary, inspect_update
-from crdt_server.core.hooks import Hooks
+from crdt_server.core.hooks import Core, Hooks
 from crdt_server.errors import CloseCode
 from crdt_server.features.events.extension import EventLog
 from crdt_server.testing.inprocess import in_process_server, server_errors
@@ -176,7 +176,9 @@ def no_server_errors() -> Iterator[None]:
 
 async def run_pycrdt(steps: list[tuple[Any, ...]]) -> list[bytes]:
     """Three replicas through one real room; returns their states and the stored one."""
-    async with in_process_server(hooks=Hooks([EventLog()])) as server:
+    hooks = Hooks()
+    async with in_process_server(hooks=hooks) as server:
+        hooks.add([EventLog(Core(server.settings, server.store, server.registry, cast(Any, None)))])
         clients = [await server.client("w1/guests") for _ in range(3)]
         for step in steps:
             client = clients[step[1]]

@@ -17,7 +17,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -33,12 +33,14 @@ from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.core.hooks import (
     DERIVATION_FAILED,
     CommitBatch,
+    Core,
     Extension,
     Hooks,
     RoomView,
     Sender,
 )
 from crdt_server.core.metrics import Metrics
+from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.room import Room, RoomServices
 from crdt_server.documents.shapes import nests_deeper_than
 from crdt_server.errors import CloseCode
@@ -166,12 +168,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def load_room(store: SqliteStore, extensions: Sequence[Extension], metrics: Metrics) -> Room:
+    """The room ``w1/guests`` running ``extensions``, then the event log."""
     failures: list[Room] = []
-    room = await Room.load(
-        "w1/guests",
-        RoomServices(store, Settings(), LocalBus(), hooks=Hooks(extensions), metrics=metrics),
-        failures.append,
-    )
+    hooks = Hooks(extensions)
+    services = RoomServices(store, Settings(), LocalBus(), hooks=hooks, metrics=metrics)
+    core = Core(services.settings, store, RoomRegistry(services), cast(Any, None))
+    hooks.add([EventLog(core)])
+    room = await Room.load("w1/guests", services, failures.append)
     return room
 
 
@@ -180,7 +183,7 @@ async def test_an_observer_that_raises_keeps_the_update(
     store: SqliteStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     metrics = Metrics()
-    room = await load_room(store, [RaisingObserver(), EventLog()], metrics)
+    room = await load_room(store, [RaisingObserver()], metrics)
     document = room.document
     _, update = guest_update(("g1", Map({"name": "Ann", "dietary": Text("veg")})))
     with caplog.at_level(logging.WARNING):
@@ -211,7 +214,7 @@ async def test_a_commit_hook_that_raises_commits_the_update_with_a_derivation_fa
     store: SqliteStore,
 ) -> None:
     metrics = Metrics()
-    room = await load_room(store, [RaisingCommitHook(), EventLog()], metrics)
+    room = await load_room(store, [RaisingCommitHook()], metrics)
     _, from_ann = guest_update(("g1", Map({"name": "Ann"})))
     doc, from_bob = guest_update(("g2", Map({"name": "Bob"})))
     # Both in one batch: the hook raises for the batch, then for Bob's update alone.
@@ -250,7 +253,7 @@ async def test_nested_texts_arrays_and_xml_edited_in_place_are_recorded_without_
     """The change recorder reads every event kind: edits below a field are not field changes,
     field changes in the same update still are, and nothing is counted as a failure."""
     metrics = Metrics()
-    room = await load_room(store, [EventLog()], metrics)
+    room = await load_room(store, [], metrics)
     doc: Doc[Any] = Doc()
     guests = doc.get("guests", type=Map)
     guests["g1"] = Map({"name": "Ann", "dietary": Text("veg"), "tags": Map({"a": Text("x")})})
@@ -571,8 +574,9 @@ async def test_a_700_deep_map_in_a_guest_breaks_no_reader(tmp_path: Path) -> Non
 @pytest.mark.timeout(60)
 async def test_with_a_raising_observer_and_hook_the_update_is_echoed_relayed_and_counted() -> None:
     """Through real sessions: the writer gets its echo, the other client the update."""
-    hooks = Hooks([RaisingObserver(), RaisingCommitHook(fails_for=None), EventLog()])
+    hooks = Hooks([RaisingObserver(), RaisingCommitHook(fails_for=None)])
     async with in_process_server(hooks=hooks) as server:
+        hooks.add([EventLog(Core(server.settings, server.store, server.registry, cast(Any, None)))])
         writer = await server.client("w1/guests")
         reader = await server.client("w1/guests")
         writer.doc.get("guests", type=Map)["g1"] = Map({"name": "Ann", "notes": Text("x")})

@@ -23,11 +23,19 @@ from starlette.applications import Starlette
 
 from crdt_server.app import FEATURES, create_app
 from crdt_server.cli import _parser as cli_parser
-from crdt_server.features import Feature, MissingFeature, fragments_of
+from crdt_server.features import (
+    Built,
+    Feature,
+    MissingFeature,
+    UndeclaredNeed,
+    assembled,
+    fragments_of,
+)
 from crdt_server.features import events as events_feature
 from crdt_server.features import notifications as notifications_feature
 from crdt_server.features import people as people_feature
 from crdt_server.features import threads as threads_feature
+from crdt_server.features.events import EventLog
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.settings import Settings, variables
 from crdt_server.testing.tokens import TokenMinter
@@ -93,6 +101,59 @@ def test_every_feature_has_a_name_and_the_list_names_each_once() -> None:
     )
 
 
+def _nothing(built: Built) -> list[Any]:
+    return []
+
+
+def test_each_feature_comes_after_the_features_it_needs() -> None:
+    """``FEATURES`` is assembled: every need names a feature of the list, earlier in it;
+    a list with a need after its user (or without it) is refused, naming both."""
+    names = [feature.name for feature in FEATURES]
+    for feature in FEATURES:
+        for need in feature.needs:
+            assert names.index(need) < names.index(feature.name), (feature.name, need)
+    first, second = Feature("first", _nothing), Feature("second", _nothing, needs=("first",))
+    assert assembled((first, second)) == (first, second)
+    with pytest.raises(MissingFeature, match="'second' needs 'first'"):
+        assembled((second, first))
+    with pytest.raises(MissingFeature, match="'second' needs 'first'"):
+        assembled((second,))
+
+
+def test_no_extension_checks_whether_it_was_started() -> None:
+    """Extensions are built with the store open and the core there, and given what they
+    use: none keeps an ``Optional`` until its start and checks it on every use."""
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "crdt_server").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "not been started" in line
+    ]
+    assert not found, found
+
+
+@pytest.mark.asyncio
+async def test_a_build_that_takes_a_feature_it_does_not_declare_stops_the_start(
+    tmp_path: Path,
+) -> None:
+    """``Built.get`` hands a feature only the extensions of the features it declares in
+    ``needs``, so the declaration cannot fall behind the code."""
+
+    def greedy(built: Built) -> list[Any]:
+        built.get(EventLog)
+        return []
+
+    features = (events_feature.FEATURE, Feature("greedy", greedy))
+    app = create_app(settings_in(tmp_path), features=features)
+    with pytest.raises(UndeclaredNeed, match="'greedy' uses EventLog of 'events'"):
+        async with app.router.lifespan_context(app):
+            pass
+    declared = (events_feature.FEATURE, Feature("greedy", greedy, needs=("events",)))
+    app = create_app(settings_in(tmp_path), features=declared)
+    async with app.router.lifespan_context(app):
+        pass
+
+
 @pytest.mark.asyncio
 async def test_a_feature_left_out_creates_no_table_and_serves_no_route(tmp_path: Path) -> None:
     app = create_app(settings_in(tmp_path), features=(events_feature.FEATURE,))
@@ -143,7 +204,7 @@ async def test_leaving_a_feature_out_later_drops_and_alters_nothing(tmp_path: Pa
 @pytest.mark.asyncio
 async def test_a_feature_whose_dependency_is_missing_stops_the_start(tmp_path: Path) -> None:
     app = create_app(settings_in(tmp_path), features=(threads_feature.FEATURE,))
-    with pytest.raises(MissingFeature, match="EventLog"):
+    with pytest.raises(MissingFeature, match="'threads' needs 'events'"):
         async with app.router.lifespan_context(app):
             pass
 
@@ -152,10 +213,10 @@ async def test_a_feature_whose_dependency_is_missing_stops_the_start(tmp_path: P
 @pytest.mark.parametrize(
     ("features", "missing"),
     [
-        ((events_feature, notifications_feature, threads_feature), "People"),
-        ((events_feature, people_feature, threads_feature), "Notifications"),
-        ((events_feature, threads_feature, people_feature, notifications_feature), "People"),
-        ((notifications_feature, people_feature), "People"),
+        ((events_feature, notifications_feature, threads_feature), "'people'"),
+        ((events_feature, people_feature, threads_feature), "'notifications'"),
+        ((events_feature, threads_feature, people_feature, notifications_feature), "'people'"),
+        ((notifications_feature, people_feature), "'people'"),
     ],
 )
 async def test_threads_need_people_and_notifications_before_them(

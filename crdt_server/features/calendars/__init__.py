@@ -22,12 +22,13 @@ __all__ = ["CHANGED", "FEATURE", "CalendarSettings", "CalendarSync"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [CalendarSync(built.get(EventLog), built.find(DayDelays))]
+    return [CalendarSync(built.core, built.get(EventLog), built.find(DayDelays))]
 
 
 FEATURE = Feature(
     "calendars",
     _build,
+    needs=("events",),
     routes=calendar_routes,
     schemas=(SCHEMA,),
     settings=CalendarSettings,

@@ -101,11 +101,12 @@ class CalendarSync(Extension):
 
     name = "calendars"
 
-    def __init__(self, events: EventLog, delays: DayDelays | None) -> None:
+    def __init__(self, core: Core, events: EventLog, delays: DayDelays | None) -> None:
         self._events = events
         self._delays = delays
-        self._core: Core | None = None
-        self._db: Gateway | None = None
+        self._core = core
+        self.db = Gateway.of(core.store)
+        self.settings = core.settings.fragment(CalendarSettings)
         self._task: asyncio.Task[None] | None = None
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -114,8 +115,6 @@ class CalendarSync(Extension):
     # -- hooks ---------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
         ring = self.settings.key_ring
         if ring is not None:
@@ -148,17 +147,6 @@ class CalendarSync(Extension):
 
     # -- what routes use -----------------------------------------------------------------
 
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the calendars extension has not been started")
-        return self._db
-
-    @property
-    def settings(self) -> CalendarSettings:
-        assert self._core is not None
-        return self._core.settings.fragment(CalendarSettings)
-
     def changed(self, wedding: str) -> None:
         """Synchronise the wedding's calendars soon (one was added)."""
         self._dirty.add(wedding)
@@ -171,7 +159,6 @@ class CalendarSync(Extension):
 
     async def vendors(self, wedding: str) -> Mapping[str, Vendor]:
         """The timeline's vendor directory."""
-        assert self._core is not None
         docs = await self._core.weddings.documents(wedding, kinds=("timeline",))
         return read_timeline(docs.get("timeline")).vendors
 
@@ -256,7 +243,6 @@ class CalendarSync(Extension):
                 log.info("a calendar of %s: %s", row.wedding, error)  # once, not each poll
 
     async def _snapshot(self, wedding: str) -> Snapshot:
-        assert self._core is not None
         docs = await self._core.weddings.documents(wedding, kinds=("timeline",))
         timeline = read_timeline(docs.get("timeline"))
         return Snapshot(dict(timeline.items), timeline.profile.time_zone)

@@ -24,16 +24,17 @@ def _build(built: Built) -> Sequence[Extension]:
     # Telling the author of a lost write needs the directory and the inbox (optional: the
     # findings are kept without them).
     people = built.find(People) if built.find(Notifications) is not None else None
-    concurrent = ConcurrentEdits(events=events, people=people)
+    concurrent = ConcurrentEdits(built.core, events=events, people=people)
     mailer = built.find(Mailer)
     if mailer is not None:
         mailer.describe(OVERWRITTEN, concurrent.describe, "A change of yours was lost")
-    return [concurrent, ConflictsKeeper(events=events, concurrent=concurrent)]
+    return [concurrent, ConflictsKeeper(built.core, events=events, concurrent=concurrent)]
 
 
 FEATURE = Feature(
     "conflicts",
     _build,
+    needs=("events",),
     routes=conflict_routes,
     schemas=(CONCURRENT_EDITS,),
     bus=frozenset({"concurrent_edits"}),

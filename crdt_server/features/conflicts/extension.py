@@ -21,7 +21,6 @@ from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.core.domain import ChangeRecord
 from crdt_server.core.hooks import CommitBatch, Core, Extension, RoomView, Sender
-from crdt_server.core.views import WeddingsView
 from crdt_server.documents import DOCUMENT_KINDS, Conflict, OperationError, check
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS
@@ -86,22 +85,22 @@ class ConflictsKeeper(Extension):
     wants_changes = True  # the entries each change touched; who wrote them
 
     def __init__(
-        self, *, events: EventLog | None = None, concurrent: ConcurrentEdits | None = None
+        self,
+        core: Core,
+        *,
+        events: EventLog | None = None,
+        concurrent: ConcurrentEdits | None = None,
     ) -> None:
         self._events = events
         self._concurrent = concurrent
         if concurrent is not None:
             concurrent.on_findings_changed = self._stored_changed
-        self._service: WeddingsView | None = None
-        self._notices: Notices | None = None
+        self._service = core.weddings
+        self._notices = Notices(core.registry, core.settings)
         self._weddings: OrderedDict[str, KeptWedding] = OrderedDict()
         self._running: set[asyncio.Task[None]] = set()
         self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
         """wedding -> entry path -> (sub, role, when) of its last write committed here."""
-
-    async def start(self, core: Core) -> None:
-        self._service = core.weddings
-        self._notices = Notices(core.registry, core.settings)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:
@@ -221,7 +220,7 @@ class ConflictsKeeper(Extension):
             return await self._update_locked(wedding_id, wedding)
 
     async def _update_locked(self, wedding_id: str, wedding: KeptWedding) -> list[StoredEvent]:
-        service = self._require_service()
+        service = self._service
         findings = await wedding.up_to_date(service, wedding_id)
         if findings is None:
             return []
@@ -267,10 +266,9 @@ class ConflictsKeeper(Extension):
                         entries[key] = value
 
         await service.edit(f"{wedding_id}/{CONFLICTS}", write, SENDER)
-        if self._notices is not None:
-            # The documents' Hocuspocus providers hear of each new finding, once recorded.
-            for new in came:
-                self._notices.finding(wedding_id, new, wanted[new])
+        # The documents' Hocuspocus providers hear of each new finding, once recorded.
+        for new in came:
+            self._notices.finding(wedding_id, new, wanted[new])
         return recorded
 
     async def _record(
@@ -305,7 +303,7 @@ class ConflictsKeeper(Extension):
     async def views(self, wedding_id: str, readable: set[str]) -> list[ConflictView]:
         """The wedding's current findings whose entries are all in ``readable`` documents,
         with their ids, first-seen times, actors and suggested resolutions."""
-        service = self._require_service()
+        service = self._service
         docs = await service.documents(wedding_id)
         entries = await self._entries(wedding_id)
         views: list[ConflictView] = []
@@ -326,9 +324,7 @@ class ConflictsKeeper(Extension):
             return await settle(
                 self._concurrent, self._events, self.refresh, wedding_id, key, "acknowledged", actor
             )
-        return await acknowledge_checked(
-            self._require_service(), self._events, wedding_id, key, actor
-        )
+        return await acknowledge_checked(self._service, self._events, wedding_id, key, actor)
 
     async def resolve(
         self, wedding_id: str, key: str, ops: Sequence[Mapping[str, Any]], sender: Sender
@@ -344,7 +340,7 @@ class ConflictsKeeper(Extension):
         the id of the ``conflict.resolved`` event when this process recorded it. Raises
         :class:`LookupError` if there is no such conflict.
         """
-        service = self._require_service()
+        service = self._service
         live = await service.documents(wedding_id)
         stored = is_stored_id(key)
         if stored:
@@ -389,7 +385,7 @@ class ConflictsKeeper(Extension):
     ) -> dict[str, Any]:
         """The conflicts room's entries; only those of ``keys`` when given (an update
         reads the few findings it evaluated, not every finding of the wedding)."""
-        async with self._require_service().room(f"{wedding_id}/{CONFLICTS}") as room:
+        async with self._service.room(f"{wedding_id}/{CONFLICTS}") as room:
             entries = room.doc.get(CONFLICTS, type=Map)
             if keys is None:
                 found = dict(entries.to_py() or {})
@@ -403,11 +399,6 @@ class ConflictsKeeper(Extension):
                         found[key] = value
             await room.wait_committed()
             return found
-
-    def _require_service(self) -> WeddingsView:
-        if self._service is None:
-            raise RuntimeError("the conflicts keeper has not been started")
-        return self._service
 
     async def close(self) -> None:
         for wedding in self._weddings.values():

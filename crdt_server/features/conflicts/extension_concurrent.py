@@ -30,7 +30,6 @@ import msgspec
 from crdt_server import clock
 from crdt_server.actor import Actor
 from crdt_server.auth.permissions import PermissionMatrix
-from crdt_server.cluster.bus import Bus
 from crdt_server.cluster.messages import BusMessage, Delete, from_event, item_from_bus, to_event
 from crdt_server.core.hooks import SERVER, CommitBatch, Core, Extension, RoomView
 from crdt_server.core.overwrites import Found, Overwrite
@@ -167,25 +166,28 @@ class ConcurrentEdits(Extension):
     domain = WEDDINGS
     wants_overwrites = True
 
-    def __init__(self, *, events: EventLog | None = None, people: People | None = None) -> None:
+    def __init__(
+        self, core: Core, *, events: EventLog | None = None, people: People | None = None
+    ) -> None:
         """``people``: the member directory, to tell the author of a lost write (their
         inbox, and by email per their settings)."""
         self._events = events
         self._people = people
         self._members: dict[tuple[str, str], Member | None] = {}
         """Members to tell in the commit being prepared (read in :meth:`on_prepare`)."""
-        self._bus: Bus | None = None
+        self._bus = core.registry.bus
         self._running: set[asyncio.Task[None]] = set()
         self._announce: list[_Note] = []
         """Findings opened or closed by rows of the commit in progress: told to the other
         processes (which close them on a later write they commit) once it is stored."""
-        self._table: ConcurrentEditStore | None = None
+        self.table = ConcurrentEditStore(core.store)
         self._weddings: OrderedDict[str, _Wedding] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_Wedding]] = {}
-        self._server_client: int | None = None
-        self._permissions = PermissionMatrix()
+        self._server_client = core.weddings.client_id
+        text = core.settings.permissions
+        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
         """Who may read which fields (the emails to the authors of lost writes are cut to it)."""
-        self._notices: Notices | None = None
+        self._notices = Notices(core.registry, core.settings)
         self._lost: dict[str, list[StoredFinding]] = {}
         """Room -> the findings the commit in progress opens there: its document's
         Hocuspocus providers are told once it is stored."""
@@ -195,19 +197,7 @@ class ConcurrentEdits(Extension):
         in another's content, erased."""
 
     async def start(self, core: Core) -> None:
-        self._table = ConcurrentEditStore(core.store)
-        await self._table.install()
-        self._server_client = core.weddings.client_id
-        self._bus = core.registry.bus
-        text = core.settings.permissions
-        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
-        self._notices = Notices(core.registry, core.settings)
-
-    @property
-    def table(self) -> ConcurrentEditStore:
-        if self._table is None:
-            raise RuntimeError("concurrent edits have not been started")
-        return self._table
+        await self.table.install()
 
     async def on_load(self, room: RoomView) -> None:
         if room.kind in DOCUMENT_KINDS:
@@ -356,10 +346,10 @@ class ConcurrentEdits(Extension):
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         lost = self._lost.pop(room.name, ())
-        if lost and self._notices is not None:
+        if lost:
             for finding in lost:
                 self._notices.lost_write(room.wedding_id, finding_view(finding))
-        if self._announce and self._bus is not None:
+        if self._announce:
             notes, self._announce = self._announce, []
             self._bus.publish_event(to_event(_Notes(list(notes))))
 
@@ -413,7 +403,7 @@ class ConcurrentEdits(Extension):
                     if self._events is not None:
                         await self._events.record([_detected_event(stored)])
                     self._changed(wedding)
-            if self._announce and self._bus is not None:
+            if self._announce:
                 notes, self._announce = self._announce, []
                 self._bus.publish_event(to_event(_Notes(list(notes))))
         except Exception:
@@ -534,9 +524,8 @@ class ConcurrentEdits(Extension):
             ids = state.open.get((finding.doc, path), [])
             if finding.id in ids:
                 ids.remove(finding.id)
-        if self._bus is not None:
-            note = _Note(wedding, finding.doc, list(path), finding.id, False)
-            self._bus.publish_event(to_event(_Notes([note])))
+        note = _Note(wedding, finding.doc, list(path), finding.id, False)
+        self._bus.publish_event(to_event(_Notes([note])))
         if not written:
             return None
         return _closed_event(wedding, finding.id, finding.doc, path, how, actor)

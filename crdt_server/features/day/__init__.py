@@ -75,14 +75,19 @@ __getattr__ = moved_names(__name__, _MOVED)
 
 def _build(built: Built) -> Sequence[Extension]:
     watch = DayWatch(
-        built.get(Scheduler), built.get(EventLog), built.find(People), built.find(PresenceDirectory)
+        built.core,
+        built.get(Scheduler),
+        built.get(EventLog),
+        built.find(People),
+        built.find(PresenceDirectory),
     )
-    return [watch, DayRooms()]
+    return [watch, DayRooms(built.core)]
 
 
 FEATURE = Feature(
     "day",
     _build,
+    needs=("scheduler", "events"),
     routes=day_routes,
     schemas=(SCHEMA,),
     settings=DaySettings,

@@ -121,6 +121,7 @@ class DayWatch(Extension):
 
     def __init__(
         self,
+        core: Core,
         scheduler: Scheduler,
         events: EventLog,
         people: People | None,
@@ -133,35 +134,20 @@ class DayWatch(Extension):
         self._on_duty: dict[str, set[str]] = {}
         """Wedding -> the subs with a duty window (loaded with the wedding's first room)."""
         self._writes: set[asyncio.Task[Any]] = set()
-        self.grace = 600.0
-        self._core: Core | None = None
-        self._db: Gateway | None = None
+        self.grace = core.settings.fragment(DaySettings).day_offline_grace_seconds
+        self.core = core
+        self.db = Gateway.of(core.store)
         self._follower = Follower(
             "day-watch", self._plan, log, "planning the call times of a wedding"
         )
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
         await core.store.install(tables.SCHEMA)
-        self.grace = core.settings.fragment(DaySettings).day_offline_grace_seconds
         self._follower.start()
 
     async def close(self) -> None:
         await self._follower.close()
         await asyncio.gather(*self._writes, return_exceptions=True)
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the day feature has not been started")
-        return self._db
-
-    @property
-    def core(self) -> Core:
-        if self._core is None:
-            raise RuntimeError("the day feature has not been started")
-        return self._core
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         return await self.db.run(tables.forget_member(wedding, sub)) > 0

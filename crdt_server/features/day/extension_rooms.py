@@ -47,13 +47,12 @@ class DayRooms(Extension):
 
     name = "day-rooms"
 
-    def __init__(self) -> None:
-        self._core: Core | None = None
+    def __init__(self, core: Core) -> None:
+        self._core = core
         self._pins: dict[str, asyncio.Task[None]] = {}
         self._looks: asyncio.Task[None] | None = None
 
     async def start(self, core: Core) -> None:
-        self._core = core
         self._looks = asyncio.create_task(self._look_again(core), name="day-rooms")
 
     def pinned(self, wedding: str) -> bool:
@@ -75,7 +74,7 @@ class DayRooms(Extension):
 
     def _consider(self, room: RoomView) -> None:
         """Hold the wedding's rooms if ``room`` is its timeline and its day is today."""
-        if room.kind != "timeline" or room.wedding_id in self._pins or self._core is None:
+        if room.kind != "timeline" or room.wedding_id in self._pins:
             return
         with room.doc.transaction():
             profile = read_profile(room.doc)
@@ -86,7 +85,6 @@ class DayRooms(Extension):
         self._pins[wedding] = asyncio.create_task(self._hold(wedding, until), name=f"day-{wedding}")
 
     async def _hold(self, wedding: str, until: float) -> None:
-        assert self._core is not None
         weddings = self._core.weddings
         try:
             async with contextlib.AsyncExitStack() as rooms:

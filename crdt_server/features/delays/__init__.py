@@ -36,7 +36,7 @@ __all__ = [
 
 def _build(built: Built) -> Sequence[Extension]:
     built.get(DayWatch)  # a vendor's contact is the day's table (installed at its start)
-    delays = DayDelays(built.get(EventLog), built.get(People), built.get(Notifications))
+    delays = DayDelays(built.core, built.get(EventLog), built.get(People), built.get(Notifications))
     mailer = built.find(Mailer)
     if mailer is not None:
         mailer.describe(DELAY_REASON, delays.say_delay, "The day runs late: your times moved")
@@ -46,4 +46,6 @@ def _build(built: Built) -> Sequence[Extension]:
     return [delays]
 
 
-FEATURE = Feature("delays", _build, routes=delay_routes)
+FEATURE = Feature(
+    "delays", _build, routes=delay_routes, needs=("day", "events", "people", "notifications")
+)

@@ -154,32 +154,23 @@ class DayDelays(Extension):
 
     name = "day-delays"
 
-    def __init__(self, events: EventLog, people: People, inbox: Notifications) -> None:
+    def __init__(self, core: Core, events: EventLog, people: People, inbox: Notifications) -> None:
         self._events = events
         self._people = people
         self._inbox = inbox
-        self._core: Core | None = None
-        self._db: Gateway | None = None
-        events.on_emergency(self)
-
-    async def start(self, core: Core) -> None:
         self._core = core
-        self._db = Gateway.of(core.store)
+        self.db = Gateway.of(core.store)
+        events.on_emergency(self)
 
     async def wedding_date(self, wedding: str) -> date | None:
         """The wedding's date from its timeline's profile (``None`` without one)."""
-        found = await self._require_core().weddings.documents(wedding, kinds=("timeline",))
+        found = await self._core.weddings.documents(wedding, kinds=("timeline",))
         doc = found.get("timeline")
         profile = read_profile(doc)
         return None if profile.date is None else date.fromisoformat(profile.date)
 
-    def _require_core(self) -> Core:
-        if self._core is None:
-            raise RuntimeError("the day-delays extension has not been started")
-        return self._core
-
     async def timeline(self, wedding: str) -> TimelineNow:
-        found = await self._require_core().weddings.documents(wedding, kinds=("timeline",))
+        found = await self._core.weddings.documents(wedding, kinds=("timeline",))
         doc = found.get("timeline")
         if doc is None:
             return read_now(None)
@@ -206,12 +197,6 @@ class DayDelays(Extension):
                 found[key] = contact.email
         return found
 
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the day-delays extension has not been started")
-        return self._db
-
     # -- delays -------------------------------------------------------------------------
 
     async def propose(self, wedding: str, item: str, minutes: int, actor: Actor) -> Delay:
@@ -228,7 +213,7 @@ class DayDelays(Extension):
     ) -> Delay:
         """Move the items of ``delay`` (one change credited to ``sender``), then store one
         ``timeline.delayed`` event with the notifications of the moved items' vendors."""
-        core = self._require_core()
+        core = self._core
         now = now or await self.timeline(wedding)
         moves = delay.ripple.moves
         origin = sender.origin

@@ -30,7 +30,11 @@ __all__ = ["EMERGENCY", "FEATURE", "RESEND_SECONDS", "UNACKNOWLEDGED", "Emergenc
 
 def _build(built: Built) -> Sequence[Extension]:
     emergencies = Emergencies(
-        built.get(EventLog), built.get(People), built.get(Notifications), built.get(Scheduler)
+        built.core,
+        built.get(EventLog),
+        built.get(People),
+        built.get(Notifications),
+        built.get(Scheduler),
     )
     mailer = built.find(Mailer)
     if mailer is not None:
@@ -44,6 +48,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "emergencies",
     _build,
+    needs=("events", "people", "notifications", "scheduler"),
     routes=emergency_routes,
     schemas=(SCHEMA,),
     jobs=(RESEND,),

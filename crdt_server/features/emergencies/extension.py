@@ -57,24 +57,22 @@ class Emergencies(Extension):
     name = "emergencies"
 
     def __init__(
-        self, events: EventLog, people: People, inbox: Notifications, scheduler: Scheduler
+        self,
+        core: Core,
+        events: EventLog,
+        people: People,
+        inbox: Notifications,
+        scheduler: Scheduler,
     ) -> None:
         self._events = events
         self._people = people
         self._inbox = inbox
         self._scheduler = scheduler
-        self._db: Gateway | None = None
+        self.db = Gateway.of(core.store)
         events.on_emergency(self)
 
     async def start(self, core: Core) -> None:
-        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the emergencies extension has not been started")
-        return self._db
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         return await self.db.run(forget_acks_of(wedding, sub)) > 0

@@ -55,7 +55,7 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [EventLog()]
+    return [EventLog(built.core)]
 
 
 FEATURE = Feature(

@@ -44,7 +44,6 @@ from crdt_server.features.events.tables import (
 from crdt_server.names import LANE_PRIORITIES, Lane
 from crdt_server.storage import (
     AddedEvents,
-    DocumentStore,
     EventFilter,
     Gateway,
     NewEvent,
@@ -134,7 +133,7 @@ class EventLog(Extension):
     domain = WEDDINGS
     wants_changes = True
 
-    def __init__(self, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
+    def __init__(self, core: Core, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
         """``on_recorded``: called with the wedding each time events of it are stored by
         this process (with an update or on their own), after the commit."""
         self._on_recorded = tuple(on_recorded)
@@ -145,8 +144,7 @@ class EventLog(Extension):
         self._wakes = 0
         """Wake-ups so far: a read is shared only by followers woken by the same commits
         (a read started before a commit must not answer for it)."""
-        self._store: DocumentStore | None = None
-        self._core: Core | None = None
+        self._core = core
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._emergency: tuple[EmergencyRaised, ...] = ()
@@ -179,8 +177,6 @@ class EventLog(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._store = core.store
         await core.store.install(SCHEMA)
         self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
 
@@ -245,7 +241,7 @@ class EventLog(Extension):
         their household's RSVP page (credited to ``guest:<guest id>``: the note to the
         couple)."""
         paths = WEDDINGS.person_paths(guest_id)
-        gateway = Gateway.of(self._require_store())
+        gateway = Gateway.of(self._core.store)
         await erase_entity_events(gateway, wedding, guest_id, paths, sub=f"guest:{guest_id}")
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
@@ -256,7 +252,7 @@ class EventLog(Extension):
         the server made of their edits stay, as the documents' history does; the features
         whose events carry their name or their words (``member.*``, ``session.*``,
         ``thread.*``) delete those themselves."""
-        gateway = Gateway.of(self._require_store())
+        gateway = Gateway.of(self._core.store)
         return await gateway.run(erase_custom_events_of(wedding, sub)) > 0
 
     def on_bus_event(self, event: dict[str, Any]) -> None:
@@ -268,7 +264,7 @@ class EventLog(Extension):
         # process heard of it woke nobody there. Wake them now (they read from their
         # cursor, so a wake-up with nothing new costs one read).
         wedding = topic.removeprefix(_READERS)
-        if wedding != topic and self._core is not None:
+        if wedding != topic:
             self._core.registry.bus.publish_event(to_event(EventsStored(wedding)))
 
     async def close(self) -> None:
@@ -293,7 +289,7 @@ class EventLog(Extension):
         """Store events of their own (custom events, the server's own findings) and wake
         their readers everywhere. With ``once``, a repeated key stores nothing. ``then``: a
         step in the same transaction, the first time (:func:`add_events`)."""
-        added = await add_events(Gateway.of(self._require_store()), events, once=once, then=then)
+        added = await add_events(Gateway.of(self._core.store), events, once=once, then=then)
         if added.first:
             for wedding in {e.wedding for e in added.events}:
                 self._announce(wedding)
@@ -309,8 +305,6 @@ class EventLog(Extension):
         for listener in self._on_recorded:
             listener(wedding)
         core = self._core
-        if core is None:
-            return
         bus = core.registry.bus
         if not core.placement.owns(wedding) or bus.open_elsewhere(readers_topic(wedding)):
             bus.publish_event(to_event(EventsStored(wedding)))
@@ -336,7 +330,7 @@ class EventLog(Extension):
     async def read(
         self, wedding: str, *, after: int, limit: int, where: EventFilter
     ) -> list[StoredEvent]:
-        gateway = Gateway.of(self._require_store())
+        gateway = Gateway.of(self._core.store)
         return await read_events(gateway, wedding, after=after, limit=limit, where=where)
 
     async def follow(
@@ -456,9 +450,8 @@ class EventLog(Extension):
     def _watch(self, wedding: str, watch: bool) -> None:
         """Readers of ``wedding`` here (or none any more): other processes that store its
         events wake them (a wake-up that crosses this news is caught up at a heartbeat)."""
-        if self._core is not None:
-            bus = self._core.registry.bus
-            (bus.watch if watch else bus.unwatch)(readers_topic(wedding))
+        bus = self._core.registry.bus
+        (bus.watch if watch else bus.unwatch)(readers_topic(wedding))
 
     async def _shared_read(self, wedding: str, after: int, where: EventFilter) -> list[StoredEvent]:
         key = (wedding, self._wakes, after, where)
@@ -499,7 +492,6 @@ class EventLog(Extension):
 
     async def _sweep(self) -> None:
         core = self._core
-        assert core is not None
         settings = core.settings
         while True:
             try:
@@ -511,11 +503,6 @@ class EventLog(Extension):
             except Exception:
                 log.exception("the event retention sweep failed; trying again later")
             await clock.sleep(settings.fragment(EventSettings).event_sweep_seconds)
-
-    def _require_store(self) -> DocumentStore:
-        if self._store is None:
-            raise RuntimeError("the event log has not been started")
-        return self._store
 
 
 def _crossed(update: PendingUpdate) -> dict[str, set[str]]:

@@ -21,7 +21,7 @@ __all__ = ["FEATURE"]
 
 def _build(built: Built) -> Sequence[Extension]:
     # The directory names the tasks' owners in the calendar feed (without it: their sub).
-    return [IntegrationService(people=built.find(People))]
+    return [IntegrationService(built.core, people=built.find(People))]
 
 
 def _routes() -> Sequence[ApiRoute]:

@@ -209,12 +209,14 @@ class IntegrationService(Extension):
     name = "integrations"
     wants_changes = True
 
-    def __init__(self, *, follow_window: float = 0.25, people: People | None = None) -> None:
-        self._core: Core | None = None
+    def __init__(
+        self, core: Core, *, follow_window: float = 0.25, people: People | None = None
+    ) -> None:
+        self.core = core
         self._people = people
         """The member directory, for the names of the tasks' owners (without it: their
         ``sub``)."""
-        self._rows: IntegrationStore | None = None
+        self.rows = IntegrationStore(core.store)
         self._follow_window = follow_window
         self._dirty: dict[str, Touched] = {}
         """wedding -> what changed in the documents the feed reads (timeline, budget,
@@ -224,24 +226,10 @@ class IntegrationService(Extension):
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def core(self) -> Core:
-        if self._core is None:
-            raise RuntimeError("the integrations extension has not been started")
-        return self._core
-
-    @property
-    def rows(self) -> IntegrationStore:
-        if self._rows is None:
-            raise RuntimeError("the integrations extension has not been started")
-        return self._rows
-
     # -- hooks ----------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._rows = IntegrationStore(core.store)
-        await self._rows.install()
+        await self.rows.install()
         self._task = asyncio.create_task(self._follow_documents(), name="calendar-sequences")
 
     async def close(self) -> None:

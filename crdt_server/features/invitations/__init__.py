@@ -51,7 +51,7 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [Invitations(built.find(EventLog))]
+    return [Invitations(built.core, built.find(EventLog))]
 
 
 def _routes() -> Sequence[ApiRoute]:

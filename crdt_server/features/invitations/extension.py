@@ -62,36 +62,27 @@ class Invitations(Extension):
 
     name = "invitations"
 
-    def __init__(self, events: EventLog | None = None) -> None:
+    def __init__(self, core: Core, events: EventLog | None = None) -> None:
         """``events``: the event log whose readers are woken when a member event is
         stored (without it, events are stored all the same; readers see them at their
         next heartbeat)."""
         self._events = events
-        self._db: Gateway | None = None
-        self.settings = InvitationSettings()
-        self._attempts = RateLimiter(1.0, 1.0)
+        self.db = Gateway.of(core.store)
+        self.settings = core.settings.fragment(InvitationSettings)
+        per_minute = self.settings.invitation_attempts_per_minute
+        self._attempts = RateLimiter(per_minute / 60.0, float(per_minute))
         self.post: MailQueue | None = None
         """Where invitation emails go (set by the notifications feature)."""
         self.sender: InvitationSender | None = None
         """What caps them per wedding (set by the weddings feature); without it none go."""
 
     async def start(self, core: Core) -> None:
-        self.settings = core.settings.fragment(InvitationSettings)
-        per_minute = self.settings.invitation_attempts_per_minute
-        self._attempts = RateLimiter(per_minute / 60.0, float(per_minute))
-        self._db = Gateway.of(core.store)
         await core.store.install(INVITATIONS_SCHEMA)
 
     def attempt(self, address: str) -> bool:
         """Count one try of a code from ``address``; false when over its budget
         (``CRDT_SERVER_INVITATION_ATTEMPTS_PER_MINUTE``)."""
         return self._attempts.allow(address)
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the invitations extension has not been started")
-        return self._db
 
     def _announce(self, wedding: str) -> None:
         if self._events is not None:

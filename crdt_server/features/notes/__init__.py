@@ -16,12 +16,13 @@ __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [NoteSessions(built.get(EventLog))]
+    return [NoteSessions(built.core, built.get(EventLog))]
 
 
 FEATURE = Feature(
     "notes",
     _build,
+    needs=("events",),
     schemas=(NOTE_SESSIONS,),
     settings=NoteSettings,
     event_namespaces=("document.",),

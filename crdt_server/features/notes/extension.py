@@ -127,10 +127,13 @@ class NoteSessions(Extension):
     domain = WEDDINGS
     wants_changes = True
 
-    def __init__(self, events: EventLog) -> None:
+    def __init__(self, core: Core, events: EventLog) -> None:
         self._events = events
-        self._core: Core | None = None
-        self._rows: NoteSessionStore | None = None
+        self._core = core
+        self._rows = NoteSessionStore(core.store)
+        self._started = False
+        """Whether its start ran: a commit before it (another extension's start edits a
+        document) opens no session, its room's texts not read yet (:meth:`on_load`)."""
         self._texts: dict[str, dict[tuple[str, str, str], str]] = {}
         """Room name -> the last text seen of each (root, entry, field): a session's
         ``before``."""
@@ -149,8 +152,7 @@ class NoteSessions(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._rows = NoteSessionStore(core.store)
+        self._started = True
         await self._rows.install()
         left = await self._rows.all()  # left open by a crash
         if left:
@@ -186,11 +188,11 @@ class NoteSessions(Extension):
             self._texts[room.name] = await _texts_of(room.doc, room.kind)
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
-        if room.kind not in DOCUMENT_KINDS or self._rows is None:
+        if room.kind not in DOCUMENT_KINDS or not self._started:
             return
         seen = self._texts.setdefault(room.name, {})
         now = clock.now()
-        idle = self._require_core().settings.fragment(NoteSettings).notes_session_idle_seconds
+        idle = self._core.settings.fragment(NoteSettings).notes_session_idle_seconds
         edited: set[tuple[str, str, str]] = set()
         gone: set[str] = set()  # people who edited over a socket (still there?)
         for update, seq in zip(batch.updates, batch.seqs, strict=False):
@@ -272,8 +274,7 @@ class NoteSessions(Extension):
             del self._open[key]
         self._texts.get(name, {}).pop(("guests", guest_id, "notes"), None)
         await self._written()  # a row still being written would outlive the erasure
-        if self._rows is not None:
-            await self._rows.erase_entry(wedding, "guests", guest_id)
+        await self._rows.erase_entry(wedding, "guests", guest_id)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -307,7 +308,6 @@ class NoteSessions(Extension):
     def _write(self, opened: Sequence[_Open]) -> None:
         """Store the rows of sessions one batch opened, in one transaction."""
         rows = self._rows
-        assert rows is not None
 
         async def write() -> None:
             await rows.open([session.row for session in opened])
@@ -319,7 +319,7 @@ class NoteSessions(Extension):
         task.add_done_callback(self._opening.discard)
 
     async def _watch(self) -> None:
-        settings = self._require_core().settings.fragment(NoteSettings)
+        settings = self._core.settings.fragment(NoteSettings)
         idle, longest = settings.notes_session_idle_seconds, settings.notes_session_max_seconds
         while True:
             await asyncio.sleep(min(_GONE_GRACE, idle) / 4)
@@ -346,11 +346,10 @@ class NoteSessions(Extension):
         events go in a few transactions, not three per session."""
         await self._written()  # ``written`` is known from here on
         rows = self._rows
-        assert rows is not None
         by_doc: dict[str, list[_Open]] = {}
         for session in sorted(closing, key=lambda s: s.row.started):
             by_doc.setdefault(session.row.doc, []).append(session)
-        weddings = self._require_core().weddings
+        weddings = self._core.weddings
         for name, sessions in by_doc.items():
             async with weddings.room(name) as room:
                 for at in range(0, len(sessions), _BATCH):
@@ -383,11 +382,6 @@ class NoteSessions(Extension):
 
         task.add_done_callback(done)
         return task
-
-    def _require_core(self) -> Core:
-        if self._core is None:
-            raise RuntimeError("edit sessions have not been started")
-        return self._core
 
     def open_sessions(self) -> Sequence[NoteSession]:
         """The sessions open in this process (for tests and diagnostics)."""

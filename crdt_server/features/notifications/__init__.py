@@ -66,15 +66,14 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    inbox = Notifications()
-    inbox.emails = bool(built.settings.fragment(NotificationSettings).smtp_url)
+    inbox = Notifications(built.core)
     sessions = built.find(DeviceSessions)
     if sessions is not None:
         sessions.post = inbox  # sign-in links go out through the one outbox and mailer
     invitations = built.find(Invitations)
     if invitations is not None:
         invitations.post = inbox  # and invitation emails
-    return [inbox, Mailer(inbox, built.get(People))]
+    return [inbox, Mailer(built.core, inbox, built.get(People))]
 
 
 def _routes() -> Sequence[ApiRoute]:
@@ -86,6 +85,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "notifications",
     _build,
+    needs=("people",),
     routes=_routes,
     schemas=(SCHEMA, MAIL_SCHEMA, GUEST_MAIL_SCHEMA),
     bus=frozenset({OUTBOX_MESSAGE}),

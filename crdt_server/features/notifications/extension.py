@@ -24,6 +24,7 @@ from crdt_server.actor import Actor
 from crdt_server.cluster.messages import BusMessage, to_event
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.notifications.domain_mail import subject_line
+from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import (
     GUEST_MAIL_SCHEMA,
     MAIL_SCHEMA,
@@ -254,13 +255,13 @@ class Notifications(Extension):
 
     name = "notifications"
 
-    def __init__(self) -> None:
-        self._db: Gateway | None = None
-        self._core: Core | None = None
+    def __init__(self, core: Core) -> None:
+        self.db = Gateway.of(core.store)
+        self._core = core
         self._threads: ThreadNotices | None = None
         self.outbox_wake = asyncio.Event()
         """Set when email rows were queued here (the mailer waits on it)."""
-        self.emails = False
+        self.emails = bool(core.settings.fragment(NotificationSettings).smtp_url)
         """Whether notifications queue email rows: on when this server sends email
         (``CRDT_SERVER_SMTP_URL``, the feature's settings)."""
         self.queued_listeners: list[Callable[[str], None]] = []
@@ -299,24 +300,15 @@ class Notifications(Extension):
         return self._threads
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
         await core.store.install(MAIL_SCHEMA)
         await core.store.install(GUEST_MAIL_SCHEMA)
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the notifications extension has not been started")
-        return self._db
 
     def queued(self, wedding: str) -> None:
         """Emails were committed to the outbox: wake the mailers, here and elsewhere."""
         self.outbox_wake.set()
         for told in self.queued_listeners:
             told(wedding)
-        assert self._core is not None
         self._core.registry.bus.publish_event(to_event(OutboxQueued(wedding)))
 
     async def queue_email(self, address: str, subject: str, body: str) -> None:

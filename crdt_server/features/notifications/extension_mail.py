@@ -101,11 +101,11 @@ class Mailer(Extension):
 
     name = "mailer"
 
-    def __init__(self, notifications: Notifications, people: People) -> None:
+    def __init__(self, core: Core, notifications: Notifications, people: People) -> None:
         self._inbox = notifications
         self._people = people
         self._task: asyncio.Task[None] | None = None
-        self._core: Core | None = None
+        self._core = core
         self.sent = 0
         """Emails sent by this process (for tests and metrics)."""
 
@@ -117,7 +117,6 @@ class Mailer(Extension):
         self._inbox.describe(reason, says, subject)
 
     async def start(self, core: Core) -> None:
-        self._core = core
         smtp_url = core.settings.fragment(NotificationSettings).smtp_url
         if smtp_url:
             self._target = SmtpTarget.parse(smtp_url)
@@ -150,7 +149,6 @@ class Mailer(Extension):
 
     async def send_due(self) -> float:
         """Send every person's due rows; seconds until the next held row comes due."""
-        assert self._core is not None
         digest = self._core.settings.fragment(NotificationSettings).email_digest_seconds
         db = self._inbox.db
         now = clock.now()
@@ -190,7 +188,6 @@ class Mailer(Extension):
             )
 
         for item in sorted(await db.run(claim()), key=lambda i: i.id):
-            assert self._core is not None
             sender = self._core.settings.fragment(NotificationSettings).email_from
             email = envelope(sender, item.address, item.subject)
             email.set_content(item.body, cte="quoted-printable")
@@ -218,7 +215,6 @@ class Mailer(Extension):
                 )
             )
 
-        assert self._core is not None
         sender = self._core.settings.fragment(NotificationSettings).email_from
         for item in sorted(await db.run(claim()), key=lambda i: i.id):
             email = envelope(sender, item.address, item.subject, from_name=item.from_name)
@@ -311,7 +307,6 @@ class Mailer(Extension):
     async def _compose(
         self, wedding: str, member: Member, address: str, items: list[OutboxItem]
     ) -> EmailMessage | None:
-        assert self._core is not None
         sub = member.sub
         settings = self._core.settings
         names = {m.sub: m.name for m in await self._people.members(wedding)}

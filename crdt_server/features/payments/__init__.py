@@ -45,7 +45,7 @@ def _build(built: Built) -> Sequence[Extension]:
     # Reminding people needs the directory and the inbox (optional: the event is stored
     # without them).
     people = built.find(People) if built.find(Notifications) is not None else None
-    reminders = PaymentReminders(built.get(Scheduler), people)
+    reminders = PaymentReminders(built.core, built.get(Scheduler), people)
     mailer = built.find(Mailer)
     if mailer is not None:
         mailer.describe(REASON, partial(describe, reminders), "A payment falls due")
@@ -67,5 +67,6 @@ def _wake_mailer(job: Job, context: JobContext) -> None:
 FEATURE = Feature(
     "payments",
     _build,
+    needs=("scheduler",),
     jobs=(JobKind(KIND, remind, after=_wake_mailer),),
 )

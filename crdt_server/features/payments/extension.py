@@ -121,19 +121,17 @@ class PaymentReminders(Extension):
     domain = WEDDINGS
     wants_changes = True  # which payments each budget commit touched
 
-    def __init__(self, scheduler: Scheduler, people: People | None) -> None:
+    def __init__(self, core: Core, scheduler: Scheduler, people: People | None) -> None:
         self.scheduler = scheduler
         self.people = people
-        self._core: Core | None = None
-        self._permissions = PermissionMatrix()
+        self.core = core
+        text = core.settings.permissions
+        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
         self._follower = Follower(
             "payment-reminders", self.sync, log, "scheduling the payments of a wedding"
         )
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        text = core.settings.permissions
-        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
         self._follower.start()
 
     async def close(self) -> None:
@@ -164,8 +162,7 @@ class PaymentReminders(Extension):
     async def sync(self, wedding: str, payments: set[str] | None = None) -> None:
         """Bring the jobs of ``payments`` (``None``: every scheduled payment) in line with
         the budget as it is now."""
-        assert self._core is not None
-        docs = await self._core.weddings.documents(wedding, kinds=("budget", "timeline"))
+        docs = await self.core.weddings.documents(wedding, kinds=("budget", "timeline"))
         budget = read_budget(docs.get("budget"))
         zone = read_profile(docs.get("timeline")).time_zone
         wanted = payments if payments is not None else set(budget.payments)
@@ -177,12 +174,6 @@ class PaymentReminders(Extension):
                 await self.scheduler.schedule(wedding, KIND, payment_id, due, {"due": payment.due})
             elif payments is not None:
                 await self.scheduler.cancel(wedding, KIND, payment_id)
-
-    @property
-    def core(self) -> Core:
-        if self._core is None:
-            raise RuntimeError("payment reminders have not been started")
-        return self._core
 
     def may_read_budget(self, role: str) -> bool:
         return self._permissions.access(role, "budget").can_read

@@ -74,7 +74,7 @@ __getattr__ = moved_names(__name__, MOVED)
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [People(built.find(EventLog))]
+    return [People(built.core, built.find(EventLog))]
 
 
 def _routes() -> Sequence[ApiRoute]:

@@ -83,12 +83,12 @@ class People(Extension):
 
     name = "people"
 
-    def __init__(self, events: EventLog | None = None) -> None:
+    def __init__(self, core: Core, events: EventLog | None = None) -> None:
         """``events``: the event log whose readers are woken when a member's removal is
         stored (without it, the event is stored all the same; readers see it at their
         next heartbeat)."""
         self._events = events
-        self._db: Gateway | None = None
+        self.db = Gateway.of(core.store)
         self._seen: dict[tuple[str, str], tuple[str, str, str | None]] = {}
         """The directory entries this process last wrote, to skip writing them again."""
         self._registered: set[tuple[str, str]] = set()
@@ -97,7 +97,6 @@ class People(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
         await core.store.install(SESSIONS_SCHEMA)
 
@@ -130,12 +129,6 @@ class People(Extension):
         if removed and self._events is not None:
             self._events.announce(wedding)
         return removed
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the people extension has not been started")
-        return self._db
 
     # -- the directory ------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ __all__ = ["FEATURE", "PROJECTOR", "Projections", "allowlist", "mirror"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [Projections()]
+    return [Projections(built.core)]
 
 
 FEATURE = Feature("projections", _build, schemas=(SCHEMA,))

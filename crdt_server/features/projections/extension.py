@@ -91,19 +91,23 @@ class Projections(Extension):
     domain = WEDDINGS
     wants_changes = True  # which entries each commit touched: a round looks at those only
 
-    def __init__(self, permissions: PermissionMatrix | None = None) -> None:
-        self._permissions = permissions
-        self._core: Core | None = None
-        self._clients: ProjectionClients | None = None
+    def __init__(self, core: Core, permissions: PermissionMatrix | None = None) -> None:
+        """``permissions``: the matrix whose projections it keeps (the settings' by
+        default)."""
+        self._core = core
+        if permissions is None:
+            text = core.settings.permissions
+            permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
         self._client_ids: dict[str, int] = {}
         self._states: dict[str, _State] = {}
         self._writers: OrderedDict[str, Doc[Any]] = OrderedDict()
         """Projection -> a copy of its room's document written with its client id, kept
         between rounds while it still equals the room's (only this process writes it)."""
-        self._projected: dict[str, dict[str, frozenset[str]]] = {}
+        self._projected = permissions.projections()
         """Document -> its projections (by key) -> the fields each leaves out."""
-        self._matrix: PermissionMatrix = PermissionMatrix()
-        self._readers: frozenset[str] = frozenset(ROLES)
+        self._clients = ProjectionClients(core.store) if self._projected else None
+        self._matrix = permissions
+        self._readers = frozenset((*ROLES, *permissions.roles))
         """The roles that may read through a projection (the matrix's): the anonymous
         principal of a local demo reads and writes the documents themselves."""
         self._followed: weakref.WeakValueDictionary[str, LiveRoom] = weakref.WeakValueDictionary()
@@ -138,7 +142,7 @@ class Projections(Extension):
     async def current(self, name: str) -> None:
         """Wait until projection ``name`` holds what its source has committed now (built
         if missing). Raises what the round raised (the store failing)."""
-        room = self._require_core().registry.rooms.get(name)
+        room = self._core.registry.rooms.get(name)
         followed = room is not None and self._followed.get(name) is room
         # Followed since a full round: only what is pending; else a look at every entry.
         state = self._mark(name, set() if followed else None)
@@ -149,16 +153,7 @@ class Projections(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        permissions = self._permissions
-        if permissions is None:
-            text = core.settings.permissions
-            permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
-        self._matrix = permissions
-        self._readers = frozenset((*ROLES, *permissions.roles))
-        self._projected = permissions.projections()
-        if self._projected:
-            self._clients = ProjectionClients(core.store)
+        if self._clients is not None:
             await self._clients.install()
 
     async def close(self) -> None:
@@ -197,7 +192,7 @@ class Projections(Extension):
         self._changed(room)  # another process's commit, a catch-up: every entry
 
     async def derived_rooms(self, wedding_id: str) -> Sequence[str]:
-        core = self._require_core()
+        core = self._core
         names = [
             name
             for doc, keys in sorted(self._projected.items())
@@ -223,7 +218,7 @@ class Projections(Extension):
         """A source changed (``touched``: these entries only): its projections loaded here
         follow (one that is not loaded is brought up to date when it loads, from the source
         as it is then)."""
-        rooms = self._require_core().registry.rooms
+        rooms = self._core.registry.rooms
         for key in self._projected.get(room.kind, {}):
             name = projection_name(room.wedding_id, room.kind, key)
             if name is not None and name in rooms:
@@ -261,7 +256,7 @@ class Projections(Extension):
                     await self._round(name, state, None if full else touched)
                 except Exception as exc:
                     error = exc
-                    self._require_core().registry.metrics.derivation_failed(name, "projection", exc)
+                    self._core.registry.metrics.derivation_failed(name, "projection", exc)
                     self._writers.pop(name, None)
                     self._followed.pop(name, None)
                 for future in waiters:
@@ -282,7 +277,7 @@ class Projections(Extension):
 
     async def _round(self, name: str, state: _State, touched: set[tuple[str, str]] | None) -> None:
         """Bring projection ``name`` up to date: ``touched`` entries, or all (``None``)."""
-        core = self._require_core()
+        core = self._core
         found = projection_of(name)
         if found is None:
             return
@@ -349,9 +344,7 @@ class Projections(Extension):
         if now < expires + LEASE_MARGIN:
             await asyncio.sleep(expires + LEASE_MARGIN - now)
         asked = time.monotonic()
-        if not await self._require_core().registry.bus.try_lease(
-            f"projection:{name}", LEASE_SECONDS
-        ):
+        if not await self._core.registry.bus.try_lease(f"projection:{name}", LEASE_SECONDS):
             return None
         self._leases = {n: t for n, t in self._leases.items() if t > asked}
         self._leases[name] = asked + LEASE_SECONDS
@@ -366,7 +359,7 @@ class Projections(Extension):
 
         def again() -> None:
             state.retry = None
-            if name in self._require_core().registry.rooms:
+            if name in self._core.registry.rooms:
                 self._mark(name)
             elif state.task is None and not state.stale:
                 self._states.pop(name, None)
@@ -385,11 +378,6 @@ class Projections(Extension):
         client_id = await clients.claim(name, wedding_id)
         self._client_ids[name] = client_id
         return client_id
-
-    def _require_core(self) -> Core:
-        if self._core is None:
-            raise RuntimeError("the projections extension has not been started")
-        return self._core
 
 
 def _state(doc: Doc[Any]) -> dict[int, int]:

@@ -14,9 +14,11 @@ from crdt_server.features.people import People
 from crdt_server.features.push.domain import quiet_until, valid_hour, zone
 from crdt_server.features.push.extension import MAX_SUBSCRIPTIONS, Push
 from crdt_server.features.push.routes import QuietHours, check_quiet_hours, push_routes
+from crdt_server.features.push.service import keep_key
 from crdt_server.features.push.settings import PushSettings
 from crdt_server.features.push.tables import SCHEMA
 from crdt_server.features.signin import DeviceSessions
+from crdt_server.storage import Gateway
 
 __all__ = [
     "FEATURE",
@@ -31,9 +33,14 @@ __all__ = [
 ]
 
 
-def _build(built: Built) -> Sequence[Extension]:
+async def _build(built: Built) -> Sequence[Extension]:
     inbox = built.get(Notifications)
-    push = Push(inbox, built.get(People), built.revocations)
+    core = built.core
+    await core.store.install(SCHEMA)  # the VAPID key is kept in its tables
+    key = await keep_key(
+        Gateway.of(core.store), core.settings.fragment(PushSettings).vapid_private_key
+    )
+    push = Push(core, key, inbox, built.get(People), built.revocations)
     inbox.queued_listeners.append(push.notified)
     sessions = built.find(DeviceSessions)
     if sessions is not None:
@@ -44,6 +51,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "push",
     _build,
+    needs=("notifications", "people"),
     routes=push_routes,
     schemas=(SCHEMA,),
     settings=PushSettings,

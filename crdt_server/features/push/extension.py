@@ -36,13 +36,11 @@ from crdt_server.features.people import People
 from crdt_server.features.push.domain import Payload, VapidKey, quiet_until
 from crdt_server.features.push.service import (
     check_endpoint,
-    keep_key,
     push_once,
     topic_of,
 )
 from crdt_server.features.push.settings import PushSettings
 from crdt_server.features.push.tables import (
-    SCHEMA,
     SUBSCRIPTION_COLUMNS,
     Claimed,
     Count,
@@ -104,13 +102,21 @@ class Push(Extension):
 
     name = "push"
 
-    def __init__(self, inbox: Notifications, people: People, revocations: Revocations) -> None:
+    def __init__(
+        self,
+        core: Core,
+        key: VapidKey,
+        inbox: Notifications,
+        people: People,
+        revocations: Revocations,
+    ) -> None:
+        """``key``: the VAPID key (:func:`keep_key`, read when the feature is built)."""
         self._inbox = inbox
         self._people = people
         self._revocations = revocations
-        self._db: Gateway | None = None
-        self._core: Core | None = None
-        self._key: VapidKey | None = None
+        self.db = Gateway.of(core.store)
+        self.settings = core.settings.fragment(PushSettings)
+        self.key = key
         self._senders: Senders | None = None
         self._task: asyncio.Task[None] | None = None
         self._ended: set[str] = set()
@@ -121,11 +127,7 @@ class Push(Extension):
     # -- hooks ---------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
-        await core.store.install(SCHEMA)
         settings = self.settings
-        self._key = await keep_key(self._db, settings.vapid_private_key)
         if settings.push_allow_private:
             log.warning(
                 "CRDT_SERVER_PUSH_ALLOW_PRIVATE=true: push endpoints may be loopback, private"
@@ -169,26 +171,9 @@ class Push(Extension):
     # -- what routes use -----------------------------------------------------------------
 
     @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the push extension has not been started")
-        return self._db
-
-    @property
-    def settings(self) -> PushSettings:
-        assert self._core is not None
-        return self._core.settings.fragment(PushSettings)
-
-    @property
-    def key(self) -> VapidKey:
-        if self._key is None:
-            raise RuntimeError("the push extension has not been started")
-        return self._key
-
-    @property
     def vapid_public_key(self) -> str | None:
         """The public key browsers subscribe with (the edge's ``/access`` reports it)."""
-        return None if self._key is None else self._key.public
+        return self.key.public
 
     async def subscribe(
         self, wedding: str, sub: str, sid: str, endpoint: str, p256dh: str, auth: str

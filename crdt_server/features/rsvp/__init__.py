@@ -27,7 +27,7 @@ from .routes_guest import GUEST_ROLE, guest_actor, guest_routes
 from .routes_mail import mail_routes
 from .routes_page import page_routes
 from .settings import RsvpSettings
-from .tables import RSVP_SCHEMA
+from .tables import RSVP_SCHEMA, RsvpTables
 
 if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
@@ -45,9 +45,12 @@ __all__ = [
 ]
 
 
-def _build(built: Built) -> Sequence[Extension]:
-    reminders = RsvpReminders(built.find(Scheduler), built.find(Notifications))
-    return [RsvpLinks(), reminders]
+async def _build(built: Built) -> Sequence[Extension]:
+    tables = RsvpTables(built.core.store)
+    await tables.install()  # the links' secret is kept in them
+    links = RsvpLinks(built.settings.fragment(RsvpSettings), tables, await tables.secret())
+    reminders = RsvpReminders(built.core, built.find(Scheduler), built.find(Notifications))
+    return [links, reminders]
 
 
 def _routes() -> Sequence[ApiRoute]:

@@ -64,11 +64,13 @@ class RsvpReminders(Extension):
 
     name = "rsvp-reminders"
 
-    def __init__(self, scheduler: Scheduler | None, outbox: Notifications | None) -> None:
+    def __init__(
+        self, core: Core, scheduler: Scheduler | None, outbox: Notifications | None
+    ) -> None:
         self.scheduler = scheduler
         self._outbox = outbox
-        self._core: Core | None = None
-        self._days = 0
+        self._core = core
+        self._days = core.settings.fragment(RsvpSettings).rsvp_reminder_days
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -76,8 +78,6 @@ class RsvpReminders(Extension):
         """Plannings done by this process (for tests)."""
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._days = core.settings.fragment(RsvpSettings).rsvp_reminder_days
         if self.scheduler is None or self._outbox is None or not self._days:
             return
         if not self._outbox.emails:
@@ -115,7 +115,7 @@ class RsvpReminders(Extension):
     async def plan(self, wedding_id: str) -> int:
         """Plan the wedding's reminders from its documents as they are; how many jobs were
         added or cancelled."""
-        assert self._core is not None and self.scheduler is not None
+        assert self.scheduler is not None
         docs = await self._core.weddings.documents(wedding_id, kinds=("guests", "timeline"))
         wedding = read_wedding(docs)
         now = clock.now()

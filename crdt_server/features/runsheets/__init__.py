@@ -21,12 +21,13 @@ __all__ = ["FEATURE", "RunSheets"]
 
 def _build(built: Built) -> Sequence[Extension]:
     built.get(DayDelays)  # the routes read the timeline and the wedding's date through it
-    return [RunSheets()]
+    return [RunSheets(built.core)]
 
 
 FEATURE = Feature(
     "runsheets",
     _build,
+    needs=("delays",),
     routes=runsheet_routes,
     schemas=(SCHEMA,),
     capabilities={RUN_SHEETS: LEADS},

@@ -15,16 +15,9 @@ class RunSheets(Extension):
 
     name = "runsheets"
 
-    def __init__(self) -> None:
-        self._links: RunSheetLinks | None = None
+    def __init__(self, core: Core) -> None:
+        self.links = RunSheetLinks(Gateway.of(core.store))
+        """The run sheet links' table."""
 
     async def start(self, core: Core) -> None:
         await core.store.install(SCHEMA)
-        self._links = RunSheetLinks(Gateway.of(core.store))
-
-    @property
-    def links(self) -> RunSheetLinks:
-        """The run sheet links' table."""
-        if self._links is None:
-            raise RuntimeError("the runsheets extension has not been started")
-        return self._links

@@ -88,7 +88,7 @@ __all__ = [
 def _build(built: Built) -> Sequence[Extension]:
     # The kinds of every feature the server runs, built before or after this one; their
     # runs reach the extensions through the list, complete by the time any job runs.
-    return [Scheduler(job_kinds_of(built.features), built.extensions)]
+    return [Scheduler(built.core, job_kinds_of(built.features), built.extensions)]
 
 
 FEATURE = Feature(

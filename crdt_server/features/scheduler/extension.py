@@ -46,11 +46,14 @@ class Scheduler(Extension):
 
     name = "scheduler"
 
-    def __init__(self, kinds: Mapping[str, JobKind], extensions: list[Extension]) -> None:
+    def __init__(
+        self, core: Core, kinds: Mapping[str, JobKind], extensions: list[Extension]
+    ) -> None:
         self.kinds = dict(kinds)
         self._extensions = extensions
-        self._db: Gateway | None = None
-        self._core: Core | None = None
+        self.db = Gateway.of(core.store)
+        self._core = core
+        self._settings = core.settings.fragment(SchedulerSettings)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._running = asyncio.Lock()
@@ -61,10 +64,7 @@ class Scheduler(Extension):
         """Jobs this process completed (for tests and metrics)."""
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
         await core.store.install(tables.SCHEMA)
-        self._settings = core.settings.fragment(SchedulerSettings)
         self._forget = clock.current().on_advance(self.run_due)
         self._task = asyncio.create_task(self._loop(), name="scheduler")
 
@@ -75,12 +75,6 @@ class Scheduler(Extension):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the scheduler has not been started")
-        return self._db
 
     # -- the API features use ------------------------------------------------------------
 
@@ -206,7 +200,6 @@ class Scheduler(Extension):
                     return count
 
     async def _run(self, job: Job) -> int:
-        assert self._core is not None
         kind = self.kinds[job.kind]
         context = JobContext(self._extensions, self._core)
         try:

@@ -74,7 +74,7 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    sessions = DeviceSessions(built.revocations)
+    sessions = DeviceSessions(built.core, built.revocations)
     events = built.find(EventLog)
     if events is not None:
         # Device labels are personal: a session.* event is read by the person it names

@@ -110,15 +110,17 @@ class DeviceSessions(Extension):
 
     name = "device-sessions"
 
-    def __init__(self, revocations: Revocations) -> None:
+    def __init__(self, core: Core, revocations: Revocations) -> None:
         self._revocations = revocations
-        self._db: Gateway | None = None
-        self._core: Core | None = None
+        self.db = Gateway.of(core.store)
+        self._core = core
+        self.settings = core.settings.fragment(SignInSettings)
         self._sweep: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[bool]] = set()
         self.post: MailQueue | None = None
         """Where emails go (set by the notifications feature); ``None``: none are sent."""
-        self.address_limiter = RateLimiter(1.0, 1.0)
+        per_hour = self.settings.sign_in_per_address_per_hour
+        self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
         """Sign-in requests per client address (``sign_in_per_address_per_hour``)."""
         self.verified_listeners: list[Verified] = []
         """Told whenever a sign-in link verified an address (another feature's interest:
@@ -135,10 +137,6 @@ class DeviceSessions(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
-        per_hour = self.settings.sign_in_per_address_per_hour
-        self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
         await core.store.install(SESSIONS_SCHEMA)
         await core.store.install(CLAIMS_SCHEMA)
         await core.store.install(CHALLENGES_SCHEMA)
@@ -189,17 +187,6 @@ class DeviceSessions(Extension):
             sub,
         )
         await self._end([i.id for i in ids])
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the device sessions extension has not been started")
-        return self._db
-
-    @property
-    def settings(self) -> SignInSettings:
-        assert self._core is not None
-        return self._core.settings.fragment(SignInSettings)
 
     # -- sign-in links ------------------------------------------------------------------
 
@@ -458,15 +445,12 @@ class DeviceSessions(Extension):
     def _ended(self, sid: str) -> None:
         """A device session ended (stored): here and in every other process."""
         self._ended_here(sid)
-        assert self._core is not None
         self._core.registry.bus.publish_event(to_event(SessionEnded(sid)))
 
     def _ended_here(self, sid: str) -> None:
         self._revocations.end_session(sid)
         for told in self.ended_listeners:
             told(sid)
-        if self._core is None:
-            return
         for room in list(self._core.registry.rooms.values()):
             for conn in list(room.connections):
                 if conn.principal.session_id == sid:

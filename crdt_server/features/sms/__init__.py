@@ -19,7 +19,7 @@ from crdt_server.features.events import EventLog
 from crdt_server.features.notifications import Notifications
 from crdt_server.features.people import People
 from crdt_server.features.sms.export import PHONES
-from crdt_server.features.sms.extension import Texts
+from crdt_server.features.sms.extension import Texts, kept_key
 from crdt_server.features.sms.extension_words import say_day, say_emergencies
 from crdt_server.features.sms.settings import SmsSettings
 from crdt_server.features.sms.tables import SCHEMA
@@ -27,10 +27,10 @@ from crdt_server.features.sms.tables import SCHEMA
 __all__ = ["FEATURE", "SmsSettings", "Texts"]
 
 
-def _build(built: Built) -> Sequence[Extension]:
+async def _build(built: Built) -> Sequence[Extension]:
     inbox = built.get(Notifications)
     people = built.get(People)
-    texts = Texts(inbox, people)
+    texts = Texts(built.core, await kept_key(built.core), inbox, people)
     inbox.queued_listeners.append(texts.notified)
     events = built.get(EventLog)
     say_emergencies(texts, events, people)
@@ -48,6 +48,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "sms",
     _build,
+    needs=("notifications", "people", "events"),
     routes=_routes,
     schemas=(SCHEMA,),
     export=(PHONES,),

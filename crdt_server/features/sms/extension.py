@@ -54,7 +54,7 @@ from crdt_server.features.sms.settings import SmsSettings
 from crdt_server.storage import Gateway, StoreError
 from crdt_server.storage.gateway import Sql, Tx, rows_as
 
-__all__ = ["CODE_SECONDS", "LANES", "Texts", "kind_of"]
+__all__ = ["CODE_SECONDS", "LANES", "Texts", "kept_key", "kind_of"]
 
 log = logging.getLogger("crdt_server.sms")
 
@@ -103,41 +103,40 @@ def utc_day(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).date().isoformat()
 
 
+async def kept_key(core: Core) -> bytes:
+    """The feature's key, kept in the store (made by the first process that starts; its
+    tables are installed first)."""
+    await core.store.install(tables.SCHEMA)
+    key = await Gateway.of(core.store).run(tables.keep_key(secrets.token_hex(32), clock.now()))
+    return bytes.fromhex(key)
+
+
 class Texts(Extension):
     """See the module docstring."""
 
     name = "sms"
 
-    def __init__(self, inbox: Notifications, people: People) -> None:
+    def __init__(self, core: Core, key: bytes, inbox: Notifications, people: People) -> None:
+        """``key``: the key of the delivery reports' tokens and the codes' hashes
+        (:func:`kept_key`, read when the feature is built)."""
         self._inbox = inbox
         self._people = people
-        self._db: Gateway | None = None
-        self._core: Core | None = None
-        self._key = b""
+        self.db = Gateway.of(core.store)
+        self._core = core
+        self.settings = core.settings.fragment(SmsSettings)
+        self._key = key
         self._kannel: Kannel | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.sayers: dict[str, Sayer] = {}
         """By notice reason, what says it in a text (other features' words, set where
         the feature is built); a thread notice is said from its quote."""
-        self.address_limiter = RateLimiter(1.0, 1.0)
+        per_hour = self.settings.sms_per_address_per_hour
+        self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
         """Phone requests per client address (``sms_per_address_per_hour``)."""
         self.wake = asyncio.Event()
         self.sent = 0
         """Texts Kannel took from this process."""
-        self._sent_metric: Counter | None = None
-        self._refused_metric: Counter | None = None
-
-    # -- hooks ---------------------------------------------------------------------------
-
-    async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
-        await core.store.install(tables.SCHEMA)
-        key = await self._db.run(tables.keep_key(secrets.token_hex(32), clock.now()))
-        self._key = bytes.fromhex(key)
-        per_hour = self.settings.sms_per_address_per_hour
-        self.address_limiter = RateLimiter(per_hour / 3600.0, float(per_hour))
         registry = core.registry.metrics.registry
         self._sent_metric = Counter(
             "crdt_sms_sent", "Texts Kannel accepted, by kind", ["kind"], registry=registry
@@ -146,8 +145,12 @@ class Texts(Extension):
             "crdt_sms_capped", "Texts not sent for a daily cap, by cap", ["cap"],
             registry=registry,
         )  # fmt: skip
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
         last = await self._inbox.last_notice()
-        await self._db.run(tables.start_cursor(last))
+        await self.db.run(tables.start_cursor(last))
         settings = self.settings
         if settings.sms_url:
             self._kannel = Kannel(settings.sms_url, settings.sms_from, settings.sms_timeout_seconds)
@@ -186,17 +189,6 @@ class Texts(Extension):
 
     def notified(self, wedding: str) -> None:
         self.wake.set()
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the sms extension has not been started")
-        return self._db
-
-    @property
-    def settings(self) -> SmsSettings:
-        assert self._core is not None
-        return self._core.settings.fragment(SmsSettings)
 
     @property
     def sending(self) -> bool:
@@ -390,13 +382,11 @@ class Texts(Extension):
 
     def status_url(self, message: int) -> str:
         """The ``dlr-url`` of one text (Kannel puts the report's type for ``%d``)."""
-        assert self._core is not None
         token = dlr_token(self._key, message)
         path = f"/api/sms/status/{message}?token={token}&status=%d"
         return outbound_url(None, self._core.settings, path)
 
     def app_link(self, wedding: str) -> str:
-        assert self._core is not None
         return outbound_url(None, self._core.settings, f"/app/?wedding={wedding}")
 
     # -- queueing ------------------------------------------------------------------------
@@ -413,8 +403,7 @@ class Texts(Extension):
         if over is None:
             return True
         cap = ("CRDT_SERVER_SMS_PER_WEDDING_PER_DAY", "CRDT_SERVER_SMS_PER_SERVER_PER_DAY")[over]
-        if self._refused_metric is not None:
-            self._refused_metric.labels(("wedding", "server")[over]).inc()
+        self._refused_metric.labels(("wedding", "server")[over]).inc()
         if refuse:
             raise TooMany(f"today's texts are used up ({cap})", retry_after=3600)
         log.warning("a text was not sent: %s is reached", cap)
@@ -574,8 +563,7 @@ class Texts(Extension):
         if result.taken:
             self.sent += 1
             await self.db.run(tables.mark_sent(item.id, clock.now()))
-            if self._sent_metric is not None:
-                self._sent_metric.labels(item.kind).inc()
+            self._sent_metric.labels(item.kind).inc()
             return
         delays = self.settings.sms_retries
         if result.permanent or item.attempts >= len(delays):

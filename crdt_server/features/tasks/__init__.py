@@ -32,7 +32,7 @@ __all__ = ["FEATURE", "KIND", "REASON", "TaskReminders", "due_time", "due_when",
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    reminders = TaskReminders(built.get(Scheduler))
+    reminders = TaskReminders(built.core, built.get(Scheduler))
     mailer = built.find(Mailer)
     if mailer is not None:
         mailer.describe(REASON, reminders.describe, subject="A task falls due")
@@ -42,5 +42,6 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "tasks",
     _build,
+    needs=("scheduler",),
     jobs=(JobKind(KIND, remind, after=wake_mailer),),
 )

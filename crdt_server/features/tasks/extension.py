@@ -114,18 +114,16 @@ class TaskReminders(Extension):
     domain = WEDDINGS
     wants_changes = True
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, core: Core, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self._core: Core | None = None
-        self._permissions = PermissionMatrix()
+        self._core = core
+        text = core.settings.permissions
+        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
         self._follower = Follower(
             "task-reminders", self.reconcile, log, "updating the reminders of a wedding's tasks"
         )
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        text = core.settings.permissions
-        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
         self._follower.start()
 
     async def close(self) -> None:
@@ -160,7 +158,6 @@ class TaskReminders(Extension):
         """A reminder as its email and push say it (the notice for :data:`REASON`,
         :func:`told`): the task as it is now; ``None`` when it is gone or done, or when the
         member's role may no longer read the tasks."""
-        assert self._core is not None
         if not self._permissions.access(member.role, "tasks").can_read:
             return None
         docs = await self._core.weddings.documents(wedding, ("tasks", "timeline"))
@@ -173,7 +170,6 @@ class TaskReminders(Extension):
 
     async def reconcile(self, wedding: str, ids: Iterable[str] | None = None) -> None:
         """Schedule, move or cancel the reminders of ``ids`` (every task: ``None``)."""
-        assert self._core is not None
         docs = await self._core.weddings.documents(wedding, ("tasks", "timeline"))
         tasks = read_tasks(docs.get("tasks")).tasks
         profile = read_profile(docs.get("timeline"))

@@ -22,7 +22,7 @@ __all__ = ["FEATURE", "Threads", "Viewer"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [Threads(built.get(EventLog), built.get(People), built.get(Notifications))]
+    return [Threads(built.core, built.get(EventLog), built.get(People), built.get(Notifications))]
 
 
 def _routes() -> Sequence[ApiRoute]:
@@ -34,6 +34,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "threads",
     _build,
+    needs=("events", "people", "notifications"),
     routes=_routes,
     schemas=(SCHEMA,),
     export=(THREADS,),

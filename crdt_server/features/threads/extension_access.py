@@ -44,22 +44,22 @@ class ThreadAccess(Extension):
     """The threads extension's store and who may see a thread; :class:`Threads
     <crdt_server.features.threads.extension.Threads>` is the feature."""
 
-    def __init__(self, events: EventLog, people: People, notifications: Notifications) -> None:
+    def __init__(
+        self, core: Core, events: EventLog, people: People, notifications: Notifications
+    ) -> None:
         self._events = events
         self._people = people
         self._inbox = notifications
         notifications.describe_threads(self)
-        self._db: Gateway | None = None
-        self._core: Core | None = None
+        self.db = Gateway.of(core.store)
+        self._store = core.store
         self._merger: asyncio.Task[None] | None = None
 
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
-        if tables.search_needs_merging(self._db):
+        if tables.search_needs_merging(self.db):
             self._merger = asyncio.create_task(self._merge_after_erasures(), name="thread-fts")
 
     async def close(self) -> None:
@@ -72,8 +72,7 @@ class ThreadAccess(Extension):
         """SQLite's FTS5 (before 3.44's secure-delete) keeps a deleted row's words in its
         older index segments until they merge: after a wedding is erased (here or by
         another process), merge them and scrub the file, so its messages' words go too."""
-        assert self._core is not None
-        store = self._core.store
+        store = self._store
         known: set[str] | None = None
         while True:
             try:
@@ -85,12 +84,6 @@ class ThreadAccess(Extension):
             except Exception:
                 log.exception("merging the thread search index failed; retrying")
             await asyncio.sleep(MERGE_CHECK_SECONDS)
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the threads extension has not been started")
-        return self._db
 
     # -- a thread as a viewer sees it ---------------------------------------------------
 

@@ -17,12 +17,13 @@ __all__ = ["FEATURE"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [VersionKeeper(events=built.get(EventLog))]
+    return [VersionKeeper(built.core, events=built.get(EventLog))]
 
 
 FEATURE = Feature(
     "versions",
     _build,
+    needs=("events",),
     routes=version_routes,
     schemas=(VERSIONS,),
     settings=VersionSettings,

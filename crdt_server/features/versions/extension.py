@@ -85,17 +85,15 @@ class VersionKeeper(Extension):
 
     name = "versions"
 
-    def __init__(self, *, events: EventLog | None = None) -> None:
+    def __init__(self, core: Core, *, events: EventLog | None = None) -> None:
         self._event_log = events
-        self._core: Core | None = None
-        self._versions: VersionStore | None = None
+        self._core = core
+        self._versions = VersionStore(core.store)
         self._changed: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._last_thin = 0.0
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._versions = VersionStore(core.store)
         await self._versions.install()
         self._task = asyncio.create_task(self._loop(), name="restore-points")
 
@@ -112,7 +110,7 @@ class VersionKeeper(Extension):
     # -- taking and thinning points ---------------------------------------------------
 
     async def _loop(self) -> None:
-        core = self._require_core()
+        core = self._core
         while True:
             await clock.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
             try:
@@ -123,7 +121,7 @@ class VersionKeeper(Extension):
     async def check(self, *, force: bool = False) -> None:
         """Take the points that are due (``force``: for every changed document now), then
         thin old points (at most hourly)."""
-        core = self._require_core()
+        core = self._core
         interval = core.settings.fragment(VersionSettings).version_interval_seconds
         changed, self._changed = self._changed, set()
         for name in sorted(changed):
@@ -137,7 +135,7 @@ class VersionKeeper(Extension):
         if now - self._last_thin >= min(3600.0, interval):
             self._last_thin = now
             keep_for = core.settings.event_retention_days * 86400
-            versions = self._require_versions()
+            versions = self._versions
             doomed = to_thin(
                 await versions.older_than(now - min(ALL_FOR, keep_for)),
                 now,
@@ -152,10 +150,10 @@ class VersionKeeper(Extension):
         person's work that another's followed, and one for the newest work once its first
         update is ``interval`` seconds old; whether the document is up to date (nothing
         waits for a point)."""
-        versions = self._require_versions()
+        versions = self._versions
         newest = await versions.points(name, limit=1)
         now = clock.now()
-        stored = await self._require_core().store.load(name)
+        stored = await self._core.store.load(name)
         if stored is None or (newest and newest[0].seq >= stored.last_seq):
             return True
         previous = newest[0].seq if newest else 0
@@ -191,12 +189,12 @@ class VersionKeeper(Extension):
     # -- reading and restoring -------------------------------------------------------
 
     async def points(self, name: str, *, before: int | None, limit: int) -> list[VersionPoint]:
-        return await self._require_versions().points(name, before=before, limit=limit)
+        return await self._versions.points(name, before=before, limit=limit)
 
     async def state_at(self, name: str, seq: int) -> tuple[int, Doc[Any]]:
         """The document as of ``seq``: the seq it is exactly the state of (the newest at
         or before ``seq``) and the document. Raises :class:`NotKept`."""
-        versions = self._require_versions()
+        versions = self._versions
         log = await versions.log_upto(name, seq)
         # Replayed on a worker thread (a private document): a log of 20,000 guests is
         # seconds of Python every other wedding would wait on.
@@ -220,10 +218,10 @@ class VersionKeeper(Extension):
     async def restore(self, wedding: str, kind: str, seq: int, sender: Sender) -> Restored:
         """Write one update, made as ``sender``, that makes the document equal to its state
         as of ``seq``; answered once committed. Raises :class:`NotKept`."""
-        core = self._require_core()
+        core = self._core
         name = f"{wedding}/{kind}"
         used, target = await self.state_at(name, seq)
-        kept = await self._require_versions().points(name, before=used + 1, limit=1)
+        kept = await self._versions.points(name, before=used + 1, limit=1)
         point_at = kept[0].at if kept and kept[0].seq == used else None
         # Off the loop, taken in by slices: restoring a 20,000-guest list as it was is as
         # large an edit as importing it.
@@ -255,7 +253,7 @@ class VersionKeeper(Extension):
         """Per-person erasure: rewrite every restore point of the wedding's guest list and
         seating plan without the guest (their deleted content garbage collected), and
         leave the changes that name them out of what the points say changed."""
-        versions = self._require_versions()
+        versions = self._versions
         for kind, root in (("guests", "guests"), ("seating", "assignments")):
             name = f"{wedding}/{kind}"
             rewritten: list[tuple[int, bytes]] = []
@@ -268,16 +266,6 @@ class VersionKeeper(Extension):
                     rewritten.append((seq, doc.get_update()))
             await versions.replace_states(name, rewritten)
             await versions.forget_changes(name, guest_id)
-
-    def _require_core(self) -> Core:
-        if self._core is None:
-            raise RuntimeError("the version keeper has not been started")
-        return self._core
-
-    def _require_versions(self) -> VersionStore:
-        if self._versions is None:
-            raise RuntimeError("the version keeper has not been started")
-        return self._versions
 
 
 def _next_point(

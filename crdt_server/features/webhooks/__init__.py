@@ -40,7 +40,15 @@ uses too (every resolved address public, connect to the checked address)."""
 def _build(built: Built) -> Sequence[Extension]:
     # The directory gives each endpoint's creator's current role (payloads are cut to it).
     events = built.get(EventLog)
-    webhooks = Webhooks(built.find(People), events)
+    core = built.core
+    webhooks = Webhooks(
+        core.store,
+        core.settings,
+        core.registry.metrics.registry,
+        placement=core.placement,
+        people=built.find(People),
+        events=events,
+    )
     events.listen(webhooks.wake)
     presence = built.find(PresenceDirectory)
     if presence is None:
@@ -54,6 +62,7 @@ def _build(built: Built) -> Sequence[Extension]:
 FEATURE = Feature(
     "webhooks",
     _build,
+    needs=("events",),
     routes=webhook_routes,
     schemas=(SCHEMA,),
     bus=frozenset({"events"}),

@@ -136,23 +136,44 @@ class Webhooks(Extension):
 
     name = "webhooks"
 
-    def __init__(self, people: People | None = None, events: EventLog | None = None) -> None:
-        """``people``: the member directory, where each endpoint's creator's current role is
-        read (without it, a creator's endpoint gets every field with a read rule cut);
-        ``events``: the event log, whose personal namespaces' rule deliveries follow."""
+    def __init__(
+        self,
+        store: DocumentStore,
+        settings: Settings,
+        registry: CollectorRegistry,
+        *,
+        placement: Placement = ALONE,
+        people: People | None = None,
+        events: EventLog | None = None,
+    ) -> None:
+        """``registry``: where its delivery metrics go; ``placement``: this process's among
+        its host's workers (it fans out the events of the weddings it owns); ``people``: the
+        member directory, where each endpoint's creator's current role is read (without it,
+        a creator's endpoint gets every field with a read rule cut); ``events``: the event
+        log, whose personal namespaces' rule deliveries follow. Its tables are installed by
+        :meth:`install` (at start: tests and tools that drive :meth:`fan_out` themselves
+        call it)."""
         self._people = people
         self._events = events
-        self._permissions = PermissionMatrix()
-        self._tables: WebhookTables | None = None
-        self._manage: WebhookEndpoints | None = None
-        self._settings = Settings()
-        self._config = WebhookSettings()
-        self._senders: Senders | None = None
-        self._metrics: DeliveryMetrics | None = None
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._placement = ALONE
+        self._settings = settings
+        self._placement = placement
         """The weddings whose events this process fans out (all, unless one of workers)."""
+        text = settings.permissions
+        self._permissions = PermissionMatrix.from_json(text) if text else PermissionMatrix()
+        self._config = config = settings.fragment(WebhookSettings)
         self._wake = asyncio.Event()
+        self.tables = WebhookTables(store)
+        self.manage = WebhookEndpoints(self.tables, self._wake.set)
+        """Endpoints and their deliveries, as the API manages them."""
+        # One keep-alive pool per receiver, to its checked address (service_sender).
+        self.senders = Senders(
+            timeout=config.webhook_timeout_seconds,
+            allow_private=config.webhook_allow_private,
+            max_connections=MAX_IN_FLIGHT + URGENT_IN_FLIGHT,
+        )
+        """The pooled, address-checked HTTP clients deliveries go out on."""
+        self._metrics = DeliveryMetrics(registry)
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.gather = GATHER_SECONDS
         """Seconds a wake-up waits for the commits after it (:data:`GATHER_SECONDS`)."""
         self._closed = False
@@ -172,37 +193,12 @@ class Webhooks(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        registry = core.registry.metrics.registry
-        await self.open(core.store, core.settings, registry, placement=core.placement)
+        await self.install()
         self._runner = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
-    async def open(
-        self,
-        store: DocumentStore,
-        settings: Settings,
-        registry: CollectorRegistry,
-        *,
-        placement: Placement = ALONE,
-    ) -> None:
-        """Install the tables and get ready to send, without starting the dispatcher
-        (:meth:`start` does both; tests and tools may drive :meth:`fan_out` themselves).
-        ``placement``: this process's among its host's workers (it fans out the events of
-        the weddings it owns)."""
-        self._settings = settings
-        self._placement = placement
-        if settings.permissions:
-            self._permissions = PermissionMatrix.from_json(settings.permissions)
-        self._config = config = settings.fragment(WebhookSettings)
-        self._tables = WebhookTables(store)
-        await self._tables.install()
-        self._manage = WebhookEndpoints(self._tables, self._wake.set)
-        # One keep-alive pool per receiver, to its checked address (service_sender).
-        self._senders = Senders(
-            timeout=config.webhook_timeout_seconds,
-            allow_private=config.webhook_allow_private,
-            max_connections=MAX_IN_FLIGHT + URGENT_IN_FLIGHT,
-        )
-        self._metrics = DeliveryMetrics(registry)
+    async def install(self) -> None:
+        """Install the tables, without starting the dispatcher (:meth:`start` does both)."""
+        await self.tables.install()
 
     def wake(self, wedding: str = "") -> None:
         """Events were stored (by this process): look for deliveries to make now."""
@@ -227,34 +223,13 @@ class Webhooks(Extension):
             await self.flush()
         except Exception:
             log.exception("could not record finished webhook attempts; they will be retried")
-        if self._senders is not None:
-            await self._senders.aclose()
+        await self.senders.aclose()
 
     # -- managing endpoints (see crdt_server.features.webhooks.service) --------------
 
     @property
-    def tables(self) -> WebhookTables:
-        if self._tables is None:
-            raise RuntimeError("the webhooks extension has not been started")
-        return self._tables
-
-    @property
     def allow_private(self) -> bool:
         return self._config.webhook_allow_private
-
-    @property
-    def senders(self) -> Senders:
-        """The pooled, address-checked HTTP clients deliveries go out on."""
-        if self._senders is None:
-            raise RuntimeError("the webhooks extension has not been started")
-        return self._senders
-
-    @property
-    def manage(self) -> WebhookEndpoints:
-        """Endpoints and their deliveries, as the API manages them."""
-        if self._manage is None:
-            raise RuntimeError("the webhooks extension has not been started")
-        return self._manage
 
     # -- erasure -----------------------------------------------------------------------
 
@@ -527,7 +502,7 @@ class Webhooks(Extension):
             people=self._people,
             events=self._events,
             permissions=self._permissions,
-            senders=self._senders,
+            senders=self.senders,
             timeout_seconds=self._config.webhook_timeout_seconds,
             settle=self._settle,
         )
@@ -544,7 +519,6 @@ class Webhooks(Extension):
         answer: str,
     ) -> None:
         metrics = self._metrics
-        assert metrics is not None
         self._settled.extend(
             settled(
                 metrics,

@@ -36,7 +36,7 @@ __all__ = [
 
 def _build(built: Built) -> Sequence[Extension]:
     built.get(People)  # the couple's member goes into its directory
-    weddings = Weddings(built.settings.fragment(WeddingSettings))
+    weddings = Weddings(built.settings.fragment(WeddingSettings), built.core.store)
     invitations = built.find(Invitations)
     if invitations is not None:
         invitations.sender = weddings  # invitation emails: counted, after verification
@@ -56,6 +56,7 @@ def _routes() -> Sequence[ApiRoute]:
 FEATURE = Feature(
     "weddings",
     _build,
+    needs=("people",),
     routes=_routes,
     schemas=(SCHEMA,),
     settings=WeddingSettings,

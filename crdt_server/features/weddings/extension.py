@@ -74,10 +74,10 @@ class Weddings(Extension):
 
     name = "weddings"
 
-    def __init__(self, settings: WeddingSettings) -> None:
+    def __init__(self, settings: WeddingSettings, store: DocumentStore) -> None:
         self.settings = settings
-        self._db: Gateway | None = None
-        self._store: DocumentStore | None = None
+        self.db = Gateway.of(store)
+        self.store = store
         # Open signup's limits, per process (a wedding's writes have one owner process, a
         # stranger's requests do not: the per-person cap is the durable one).
         self._by_address = RateLimiter(
@@ -89,21 +89,7 @@ class Weddings(Extension):
         )
 
     async def start(self, core: Core) -> None:
-        self._store = core.store
-        self._db = Gateway.of(core.store)
         await core.store.install(SCHEMA)
-
-    @property
-    def db(self) -> Gateway:
-        if self._db is None:
-            raise RuntimeError("the weddings extension has not been started")
-        return self._db
-
-    @property
-    def store(self) -> DocumentStore:
-        if self._store is None:
-            raise RuntimeError("the weddings extension has not been started")
-        return self._store
 
     # -- open signup ----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ matrix and under an operator's, and what a code is."""
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from crdt_server.app import permission_matrix
 from crdt_server.auth.permissions import DEFAULT_MATRIX, ROLES, Access, PermissionMatrix
+from crdt_server.core.hooks import Core
 from crdt_server.features.events import EventLog
 from crdt_server.features.invitations.domain import (
     code_matches,
@@ -106,7 +108,7 @@ def test_only_a_made_code_splits_and_matches(text: str) -> None:
 
 
 def test_personal_events_are_read_by_their_person_and_the_capable() -> None:
-    log = EventLog()
+    log = EventLog(cast(Core, None))  # who reads what: nothing of the server is used
     log.personal("session.", "members.manage")
     matrix = PermissionMatrix(capabilities={"members.manage": frozenset({"couple"})})
     event = {"type": "session.revoked", "doc": None, "data": {"sub": "flo"}}

@@ -228,11 +228,12 @@ async def test_who_went_offline_is_kept_as_last_seen_in_the_member_directory() -
 
     fake = clock.FakeClock()
     with clock.use(fake):
-        people = People()
-        directory = PresenceDirectory(None, people)
-        async with in_process_server(hooks=Hooks([people, directory])) as server:
+        async with in_process_server(hooks=Hooks()) as server:
             await server.store.install(SCHEMA)
             core = Core(server.settings, server.store, server.registry, cast(Any, None))
+            people = People(core)
+            directory = PresenceDirectory(None, people)
+            server.hooks.add([people, directory])
             await people.start(core)
             await directory.start(core)
             try:

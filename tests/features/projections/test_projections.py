@@ -338,11 +338,13 @@ async def test_a_loaded_projection_follows_commits_of_other_processes() -> None:
     from crdt_server.features.projections import Projections
     from crdt_server.testing.inprocess import in_process_server
 
-    projections = Projections()
-    hooks = Hooks([projections])
+    hooks = Hooks()
     async with in_process_server(hooks=hooks) as server:
         weddings = WeddingService(server.registry, server.store, WEDDINGS)
-        await hooks.start(Core(server.settings, server.store, server.registry, weddings))
+        core = Core(server.settings, server.store, server.registry, weddings)
+        projections = Projections(core)
+        hooks.add([projections])
+        await hooks.start(core)
         source = await server.registry.acquire("w1/guests")
         projection = await server.registry.acquire("w1/guests@names_meals")
         writer: Doc[Any] = Doc()

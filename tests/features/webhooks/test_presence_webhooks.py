@@ -110,8 +110,8 @@ async def test_changes_are_coalesced_per_person_and_only_the_sender_sends(
     store = SqliteStore(tmp_path / "store.sqlite3")
     await store.open()
     await store.install(EVENTS)  # a new endpoint's cursor starts at the newest event
-    webhooks = Webhooks()
-    await webhooks.open(store, settings, CollectorRegistry())
+    webhooks = Webhooks(store, settings, CollectorRegistry())
+    await webhooks.install()
     presence = PresenceWebhooks(webhooks, window=0.5)
     try:
         async with WebhookReceiver() as receiver:

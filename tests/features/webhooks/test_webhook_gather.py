@@ -29,8 +29,8 @@ BURST = 10
 async def test_a_burst_of_commits_is_fanned_out_together(
     store: DocumentStore, gather: float
 ) -> None:
-    webhooks = Webhooks()
-    await webhooks.open(store, SETTINGS, CollectorRegistry())
+    webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
+    await webhooks.install()
     webhooks.gather = gather
     fan_outs = 0
     fan_out = webhooks.fan_out

@@ -67,8 +67,8 @@ async def post(store: DocumentStore, wedding: str, count: int, priority: str = "
 async def test_an_urgent_event_goes_ahead_of_the_backlog_then_again_in_order(
     store: DocumentStore,
 ) -> None:
-    webhooks = Webhooks()
-    await webhooks.open(store, SETTINGS, CollectorRegistry())
+    webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
+    await webhooks.install()
     endpoint, _, _ = await webhooks.manage.create("w_1", "https://example.com/h", ["*"], "")
     await post(store, "w_1", 450)  # more than two pages behind the normal cursor
     emergency = await post(store, "w_1", 1, "emergency")
@@ -142,8 +142,8 @@ async def _gains_the_lanes(store: Store, endpoint: str) -> None:
             ("d1", "normal", "d1"),
             ("d2", "normal", "d2"),
         ]
-        webhooks = Webhooks()
-        await webhooks.open(store, SETTINGS, CollectorRegistry())
+        webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
+        await webhooks.install()
         [hook] = await webhooks.tables.endpoints("WHERE id = ?", endpoint)
         now = time.time()
         written = await webhooks.tables.transaction(

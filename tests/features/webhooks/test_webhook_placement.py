@@ -48,11 +48,12 @@ def test_each_wedding_has_one_owner_among_the_workers() -> None:
 async def test_two_workers_fan_out_their_own_weddings_and_together_every_event_once(
     store: DocumentStore,
 ) -> None:
-    workers = [Webhooks(), Webhooks()]
-    for index, webhooks in enumerate(workers):
-        await webhooks.open(
-            store, SETTINGS, CollectorRegistry(), placement=Placement(index, len(workers))
-        )
+    workers = [
+        Webhooks(store, SETTINGS, CollectorRegistry(), placement=Placement(index, 2))
+        for index in range(2)
+    ]
+    for webhooks in workers:
+        await webhooks.install()
     for wedding in WEDDINGS:
         await workers[0].manage.create(wedding, "https://example.com/h", ["*"], "")
     added = await add_events(

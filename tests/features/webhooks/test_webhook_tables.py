@@ -26,8 +26,8 @@ SETTINGS = Settings(fragments=(WebhookSettings(webhook_retry_schedule="0,60"),))
 
 
 async def opened(store: DocumentStore) -> Webhooks:
-    webhooks = Webhooks()
-    await webhooks.open(store, SETTINGS, CollectorRegistry())
+    webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
+    await webhooks.install()
     return webhooks
 
 

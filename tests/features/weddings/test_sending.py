@@ -42,7 +42,7 @@ async def store(database_url: str | None, tmp_path: Path) -> AsyncIterator[Docum
 
 
 async def started(store: DocumentStore, **settings: Any) -> Weddings:
-    extension = Weddings(WeddingSettings(**settings))
+    extension = Weddings(WeddingSettings(**settings), store)
     await extension.start(SimpleNamespace(store=store))  # type: ignore[arg-type]
     return extension
 
