@@ -317,20 +317,8 @@ class WeddingService:
         rows: Callable[[T], Sequence[FeatureRow]] | None,
     ) -> T:
         """:meth:`edit` on a private copy of the room's document (``copy=True``)."""
-        scratch: Doc[Any] = Doc(client_id=room.doc.client_id)  # no new entry per edit
-        scratch.apply_update(room.doc.get_update())
-        updates: list[bytes] = []
-
-        def capture(event: TransactionEvent) -> None:
-            updates.append(event.update)
-
-        # pycrdt's observer holds the Doc from Rust, where the garbage collector cannot
-        # see it: without the unobserve every edit would leak its copy.
-        subscription = scratch.observe(capture)
-        try:
-            result = change(scratch)
-        finally:
-            scratch.unobserve(subscription)
+        # Under the room's own client id: no new entry in the state vector per edit.
+        result, updates = _change_a_copy(room.doc.get_update(), room.doc.client_id, change)
         extra = rows(result) if rows is not None else ()
         for number, update in enumerate(updates, 1):
             last = number == len(updates)
@@ -405,8 +393,8 @@ class WeddingService:
 def _change_a_copy(
     snapshot: bytes, client_id: int, change: Callable[[Doc[Any]], T]
 ) -> tuple[T, list[bytes]]:
-    """Run ``change`` on a document made of ``snapshot`` (on a worker thread: the copy is
-    this thread's alone); its result and the updates it wrote, in order."""
+    """Run ``change`` on a document made of ``snapshot`` (the caller's alone: a worker
+    thread may run it); its result and the updates it wrote, in order."""
     scratch: Doc[Any] = Doc(client_id=client_id)
     scratch.apply_update(snapshot)
     updates: list[bytes] = []
@@ -414,6 +402,8 @@ def _change_a_copy(
     def capture(event: TransactionEvent) -> None:
         updates.append(event.update)
 
+    # pycrdt's observer holds the Doc from Rust, where the garbage collector cannot see
+    # it: without the unobserve every edit would leak its copy.
     subscription = scratch.observe(capture)
     try:
         result = change(scratch)
