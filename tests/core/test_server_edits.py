@@ -30,7 +30,7 @@ from crdt_server.core.payloads import CommitBatch
 from crdt_server.core.registry import RoomRegistry
 from crdt_server.core.services import RoomServices
 from crdt_server.core.views import RoomView
-from crdt_server.core.weddings import WeddingService
+from crdt_server.core.weddings import JSON_OFF_LOOP_BYTES, WeddingService
 from crdt_server.documents import DOCUMENT_KINDS, OPERATIONS, OperationError
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
@@ -217,3 +217,22 @@ async def test_an_edit_past_the_document_limit_is_refused_and_leaves_no_trace(
             assert room.doc.get_state() == state
             assert "g2" not in room.doc.get("guests", type=Map)
         assert setup.services.metrics.edits_rolled_back._value.get() == 1
+
+
+async def test_a_large_documents_json_view_is_made_on_a_copy_and_reads_the_same(
+    setup: Setup,
+) -> None:
+    """A document past JSON_OFF_LOOP_BYTES is shown from a copy on a worker thread: the same
+    view and state vector as the room's own document gives."""
+    guests = Doc()
+    with guests.transaction():
+        entries = guests.get("guests", type=Map)
+        for i in range(1000):
+            entries[f"g{i}"] = Map({"name": f"Guest number {i:04d}", "rsvp": "pending"})
+    assert len(guests.get_update()) >= JSON_OFF_LOOP_BYTES
+    await setup.weddings.apply_update("w1/guests", guests.get_update(), AUNT)
+    data, state = await setup.weddings.read_json_at("w1", "guests", rich=True)
+    async with setup.weddings.room("w1/guests") as room:
+        assert data == WEDDINGS.to_json(room.doc, "guests", rich=True)
+        assert state == room.doc.get_state()
+    assert len(data["guests"]) == 1000
