@@ -283,11 +283,7 @@ class WeddingService:
         that are committed in the same transaction as the change (on their own if it
         changed nothing).
         """
-        lock = self._edit_locks.get(name)
-        if lock is None:
-            lock = self._edit_locks[name] = asyncio.Lock()
-        async with lock, self.room(name) as room:
-            self._copies.drop(name)  # what it is about to change (a person erased, say)
+        async with self._editing(name) as room:
             if copy:
                 return await self._edit_copy(room, change, sender, rows)
             result, index = await room.edit(change, sender, rows=rows)
@@ -309,13 +305,9 @@ class WeddingService:
         a store failure) between two slices leaves those before it committed: a part of
         the change, each slice well formed, and re-running the change completes it.
         """
-        lock = self._edit_locks.get(name)
-        if lock is None:
-            lock = self._edit_locks[name] = asyncio.Lock()
-        async with lock, self.room(name) as room:
-            self._copies.drop(name)
+        async with self._editing(name) as room:
             # The copy writes under the room's own server id: nothing else may write under
-            # it meanwhile, which the lock (every server edit of this room) makes sure of.
+            # it meanwhile, which the edit lock makes sure of.
             snapshot = crdt_call(room.doc.get_update)
             result, updates = await asyncio.to_thread(
                 _change_a_copy, snapshot, room.doc.client_id, change
@@ -328,6 +320,18 @@ class WeddingService:
                 index = await room.apply(update, summary, sender, server=True)
                 await room.wait_committed(index)
             return result
+
+    @asynccontextmanager
+    async def _editing(self, name: str) -> AsyncIterator[Room]:
+        """The room ``name`` for one server edit at a time (every server edit of a room
+        writes under its server id), its stored copy dropped (what the edit is about to
+        change: a person erased, say)."""
+        lock = self._edit_locks.get(name)
+        if lock is None:
+            lock = self._edit_locks[name] = asyncio.Lock()
+        async with lock, self.room(name) as room:
+            self._copies.drop(name)
+            yield room
 
     async def _edit_copy(
         self,
