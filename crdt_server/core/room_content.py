@@ -168,7 +168,8 @@ class RoomContent(ABC):
         return self.document.doc
 
     def _replay(self, stored: StoredLog, extra: Rows = (), done: Replayed = None) -> None:
-        """Rebuild the document from stored rows plus what is not committed yet (``done``)."""
+        """Rebuild the document from stored rows plus what is not committed yet (``done``:
+        that replay, already made of the same rows on a worker thread)."""
         updates = stored.updates + [u.data for u in self._inflight + self._uncommitted]
         updates += extra
         self.document, unreadable = done or replay(updates, client_id=self._client_id)
