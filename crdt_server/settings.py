@@ -171,7 +171,8 @@ class Settings:
     order, each applied, committed and sent to the room before the next (the loop serves
     other rooms between them): one message costs another wedding the time of one slice,
     not of the whole. Answered (HTTP) once its last slice is committed; a slice refused
-    leaves those before it committed."""
+    leaves those before it committed. The server's own edits (a restore, an import) cut
+    their deletions too, in parts of at most this many deleted clocks."""
     max_document_bytes: int = 64 * 1024 * 1024
     """Largest a document's stored log may grow (an upper bound of its encoded size);
     an update past it closes the connection with 1009."""

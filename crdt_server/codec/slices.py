@@ -6,7 +6,9 @@ A v1 update lists each client's structs as a run (``count, client, first clock``
 structs, each encoded on its own), then one delete set. A slice is a run of at most
 ``max_structs`` consecutive structs of one client, copied byte for byte under a header of
 its own, with an empty delete set; the update's delete set goes with the slice the caller
-chooses (:meth:`Sliced.parts`: it must come after the content it deletes). The
+chooses (:meth:`Sliced.parts`: it must come after the content it deletes), or, cut at
+``max_deleted`` clocks (a range split where it must), its first part does and the others
+follow the slices as updates of deletions only. The
 slices are ordered so that each one's references to content of other clients in the same
 update (origins, right origins, parents) are to slices before it: an item only ever names
 content that existed when it was made, so such an order exists for what a Yjs client
@@ -25,6 +27,8 @@ from crdt_server.lib0 import write_var_uint
 __all__ = ["Sliced", "slice_update"]
 
 _EMPTY_DELETE_SET = b"\x00"
+_NO_STRUCTS = b"\x00"
+"""An update's struct section with no client: an update of deletions only."""
 
 
 @dataclass(slots=True)
@@ -102,27 +106,44 @@ def _runs(data: bytes) -> tuple[list[_Run], int]:
 @dataclass(frozen=True, slots=True)
 class Sliced:
     """An update's slices, in the order to apply them, each with an empty delete set, and
-    the update's own delete set (encoded)."""
+    the update's own delete set (encoded), or its first part and the ``rest``."""
 
     slices: list[bytes]
     deletes: bytes
+    rest: tuple[bytes, ...] = ()
+    """The delete set's further parts (encoded delete sets), each applied after every
+    slice as an update of its own."""
 
     def parts(self, at: int = -1) -> list[bytes]:
-        """The slices, the delete set on the one at ``at`` (default the last): one no
-        earlier than the last that brings content the delete set names."""
+        """The slices, the delete set (or its first part) on the one at ``at`` (default the
+        last): one no earlier than the last that brings content the delete set names; then
+        the delete set's other parts. With no slice, the deletions only."""
         parts = list(self.slices)
         if self.deletes != _EMPTY_DELETE_SET:
-            parts[at] = parts[at][: -len(_EMPTY_DELETE_SET)] + self.deletes
+            if parts:
+                parts[at] = parts[at][: -len(_EMPTY_DELETE_SET)] + self.deletes
+            else:
+                parts.append(_NO_STRUCTS + self.deletes)
+        parts += [_NO_STRUCTS + deletes for deletes in self.rest]
         return parts
 
 
-def slice_update(data: bytes, max_structs: int) -> Sliced | None:
+def slice_update(data: bytes, max_structs: int, max_deleted: int | None = None) -> Sliced | None:
     """``data`` (an accepted update) as updates of at most ``max_structs`` structs each
-    (one may hold more, see the module docstring), in the order to apply them; ``None``
-    when it has no more structs than that."""
+    (one may hold more, see the module docstring), in the order to apply them, and with
+    ``max_deleted`` its delete set in parts of at most that many clocks; ``None`` when it
+    has no more structs than that and no more deletions."""
     runs, deletes_at = _runs(data)
-    if sum(len(run.starts) for run in runs) <= max_structs:
-        return None
+    count = sum(len(run.starts) for run in runs)
+    deletes = [data[deletes_at:]]
+    if max_deleted is not None:
+        deletes = _cut_deletes(data[deletes_at:], max_deleted) or [_EMPTY_DELETE_SET]
+    if count <= max_structs:
+        if len(deletes) == 1:
+            return None
+        # Few structs: they stay one slice (none when there are none).
+        whole = [data[:deletes_at] + _EMPTY_DELETE_SET] if count else []
+        return Sliced(whole, deletes[0], tuple(deletes[1:]))
     by_client = {run.client: run for run in runs}
     # The clock each client of the update has reached in the slices made so far; content
     # of the update not reached yet may not be named by the next slice.
@@ -171,7 +192,42 @@ def slice_update(data: bytes, max_structs: int) -> Sliced | None:
         if not progressed:
             parts.append(_rest(left, data))
             break
-    return Sliced(parts, data[deletes_at:])
+    return Sliced(parts, deletes[0], tuple(deletes[1:]))
+
+
+def _cut_deletes(data: bytes, max_clocks: int) -> list[bytes]:
+    """An encoded delete set as delete sets of at most ``max_clocks`` clocks each, in its
+    order (a range split where a part ends); none for a delete set of no clocks."""
+    r = _Reader(data, 64)
+    parts: list[list[tuple[int, list[tuple[int, int]]]]] = []
+    left = 0
+    for _ in range(r.uint()):
+        client = r.uint()
+        for _ in range(r.uint()):
+            clock = r.uint()
+            length = r.uint()
+            while length:
+                if not left:
+                    parts.append([])
+                    left = max_clocks
+                part = parts[-1]
+                if not part or part[-1][0] != client:
+                    part.append((client, []))
+                taken = min(length, left)
+                part[-1][1].append((clock, taken))
+                clock += taken
+                length -= taken
+                left -= taken
+    return [_encode_deletes(part) for part in parts]
+
+
+def _encode_deletes(clients: list[tuple[int, list[tuple[int, int]]]]) -> bytes:
+    out = bytearray(write_var_uint(len(clients)))
+    for client, ranges in clients:
+        out += write_var_uint(client) + write_var_uint(len(ranges))
+        for clock, length in ranges:
+            out += write_var_uint(clock) + write_var_uint(length)
+    return bytes(out)
 
 
 def _rest(left: list[_Run], data: bytes) -> bytes:

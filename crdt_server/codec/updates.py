@@ -115,6 +115,8 @@ class UpdateSummary:
     update may name as a parent."""
     items: int = 0
     """Its structs and delete ranges, as it declares them: what ``max_items`` counts."""
+    deleted: int = 0
+    """The clocks its delete ranges cover, summed: a bound on the items it deletes."""
 
 
 class _Reader:
@@ -333,7 +335,7 @@ def _read_update(r: _Reader, max_items: int | None) -> UpdateSummary:
             structs[client] = (first, end)
             needs[client] = need
 
-    deletes, items = _read_delete_set(r, refs, struct_count, limit)
+    deletes, items, deleted = _read_delete_set(r, refs, struct_count, limit)
     if r.pos != r.size:
         r.fail(f"{r.size - r.pos} trailing bytes after the delete set")
     empty = not struct_count and not deletes
@@ -347,6 +349,7 @@ def _read_update(r: _Reader, max_items: int | None) -> UpdateSummary:
         frozenset(parents) if parents else _NO_IDS,
         tuple(types),
         items,
+        deleted,
     )
 
 
@@ -419,11 +422,13 @@ def _read_structs(
 
 def _read_delete_set(
     r: _Reader, refs: dict[int, int], items: int, limit: int
-) -> tuple[dict[int, int], int]:
+) -> tuple[dict[int, int], int, int]:
     """Read the update's delete set: the end of each client's deleted ranges (which the
-    document must reach, added to ``refs``), and ``items`` counted on with its ranges."""
+    document must reach, added to ``refs``), ``items`` counted on with its ranges, and the
+    clocks they cover."""
     uint = r.uint
     deletes: dict[int, int] = {}
+    deleted = 0
     seen: set[int] = set()
     for _ in range(r.count(2, "delete-set client count")):
         at = r.pos
@@ -442,13 +447,14 @@ def _read_delete_set(
             stop = start + uint()
             if stop > _U32_MAX:
                 r.fail(f"delete range end {stop} of client {client} exceeds u32", at)
+            deleted += stop - start
             if stop > start and stop > best:
                 best = stop
         if best:
             deletes[client] = best
             if best > refs.get(client, 0):
                 refs[client] = best
-    return deletes, items
+    return deletes, items, deleted
 
 
 def inspect_update(

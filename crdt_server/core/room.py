@@ -130,9 +130,15 @@ class Room(RoomContent):
         re-sends items of ids other people own is taken in split by owner, each part
         credited to its owner (:mod:`crdt_server.core.adoption`). An update of more
         structs than ``CRDT_SERVER_UPDATE_SLICE_STRUCTS`` is taken in as slices
-        (:meth:`_apply_slices`) unless ``whole``."""
+        (:meth:`_apply_slices`) unless ``whole``; so is the server's own edit of more
+        deletions than that (a restore removing thousands of entries)."""
         limit = self._settings.update_slice_structs
-        if not whole and frames == 1 and not rows and summary.struct_count > limit:
+        if (
+            not whole
+            and frames == 1
+            and not rows
+            and (summary.struct_count > limit or (server and summary.deleted > limit))
+        ):
             return await self._apply_slices(update, summary, sender, server=server)
         try:
             return await super().apply(
@@ -171,7 +177,11 @@ class Room(RoomContent):
         # Over the document's limit or the wedding's quota, it is refused whole (as the
         # whole update would be), not after the slices that fit.
         self._check_growth(len(update))
-        sliced = await asyncio.to_thread(_cut, update, self._settings.update_slice_structs)
+        # The server's own deletions are cut too. A client's delete set stays whole: its
+        # writer confirms each deleted range by one echoed range (the web app's pending
+        # edits), and a part deleting only what was deleted already is sent to nobody.
+        most = self._settings.update_slice_structs
+        sliced = await asyncio.to_thread(_cut, update, most, most if server else None)
         if sliced is None:  # nothing to cut
             return await self.apply(update, summary, sender, server=server, whole=True)
         # The delete set goes with the last slice that brings content the room lacks: that
@@ -183,10 +193,14 @@ class Room(RoomContent):
         at = new[-1] if new else len(summaries) - 1
         index: int | None = None
         # The slice given the delete set is read again (a step 2's may be most of it),
-        # within the limit the whole update passed.
+        # within the limit the whole update passed, as are the delete set's other parts.
         limit = self._settings.max_update_items
         for i, part in enumerate(cut.parts(at)):
-            told = summaries[i] if i != at else await inspect_off_loop(part, limit)
+            told = (
+                summaries[i]
+                if i < len(summaries) and i != at
+                else await inspect_off_loop(part, limit)
+            )
             done = await self.apply(part, told, sender, server=server, whole=True)
             if done is not None:
                 index = done
@@ -564,9 +578,11 @@ class Room(RoomContent):
         self.members.close_all(code, reason)
 
 
-def _cut(update: bytes, structs: int) -> tuple[Sliced, list[UpdateSummary]] | None:
+def _cut(
+    update: bytes, structs: int, deleted: int | None
+) -> tuple[Sliced, list[UpdateSummary]] | None:
     """``update``'s slices and their summaries (on a worker thread), or ``None``."""
-    sliced = slice_update(update, structs)
+    sliced = slice_update(update, structs, deleted)
     if sliced is None:
         return None
     return sliced, [inspect_update(part) for part in sliced.slices]

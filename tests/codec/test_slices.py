@@ -126,3 +126,48 @@ def test_the_delete_set_goes_with_the_last_slice() -> None:
     for part in parts:
         rebuilt.apply_update(part)
     assert str(rebuilt.get("notes", type=Text)) == str(notes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(edits, st.integers(1, 6), st.integers(1, 5))
+def test_deletions_cut_in_parts_build_what_the_update_builds(
+    steps: list[Edit], bound: int, deleted: int
+) -> None:
+    whole, update = _history(steps)
+    sliced = slice_update(update, bound, deleted)
+    parts = [update] if sliced is None else sliced.parts()
+    rebuilt: Doc[Any] = Doc()
+    for part in parts:
+        assert part is update or inspect_update(part).deleted <= deleted
+        rebuilt.apply_update(part)
+    assert _content(rebuilt) == _content(whole)
+    assert decode_state_vector(rebuilt.get_state()) == decode_state_vector(whole.get_state())
+
+
+def test_a_change_of_deletions_only_is_cut_in_parts_of_deletions() -> None:
+    doc: Doc[Any] = Doc(client_id=11)
+    guests = doc.get("guests", type=Map)
+    with doc.transaction():
+        for i in range(200):
+            guests[f"g{i}"] = Map({"name": f"Guest {i}"})
+    before = doc.get_update()
+    state = doc.get_state()
+    with doc.transaction():
+        for i in range(150):
+            del guests[f"g{i}"]
+    change = doc.get_update(state)
+    summary = inspect_update(change)
+    assert summary.struct_count == 0 and summary.deleted >= 300
+    assert slice_update(change, 1000) is None  # no bound on deletions: whole
+    assert slice_update(change, 1000, summary.deleted) is None
+    sliced = slice_update(change, 1000, 64)
+    assert sliced is not None and not sliced.slices
+    parts = sliced.parts()
+    assert len(parts) == -(-summary.deleted // 64)
+    assert all(inspect_update(p).struct_count == 0 for p in parts)
+    assert sum(inspect_update(p).deleted for p in parts) == summary.deleted
+    rebuilt: Doc[Any] = Doc()
+    rebuilt.apply_update(before)
+    for part in parts:
+        rebuilt.apply_update(part)
+    assert rebuilt.get("guests", type=Map).to_py() == guests.to_py()

@@ -106,3 +106,36 @@ async def test_a_step_2_in_slices_builds_the_document_and_echoes_its_deletions(
         )
         assert read.json()["guests"]["g007"]["name"] == "Ada Lovelace"
         assert len(read.json()["guests"]) == 120
+
+
+async def test_a_restore_removing_many_entries_is_taken_in_by_parts(
+    server: ServerProcess,
+) -> None:
+    """The server's own edit of many deletions (a restore removing most of the list) is
+    cut like a large update's structs: parts of at most the slice's size in clocks, each
+    committed before the next, together the restore."""
+    wedding = f"w{uuid.uuid4().hex[:10]}"
+    auth = {"Authorization": f"Bearer {_token(wedding)}"}
+    doc: Doc[Any] = Doc(client_id=OTHER)
+    guests = doc.get("guests", type=Map)
+    guests["kept"] = Map({"name": "Kept"})
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await _post(http, wedding, doc.get_update())
+        history = f"/api/weddings/{wedding}/docs/guests/history"
+        [kept] = (await http.get(history, headers=auth)).json()["history"]
+        state = doc.get_state()
+        for i in range(100):  # 100 guests (a map item and its name): 200 clocks to delete
+            guests[f"g{i:03d}"] = Map({"name": f"Guest {i}"})
+        await _post(http, wedding, doc.get_update(state))
+        before = {h["seq"] for h in (await http.get(history, headers=auth)).json()["history"]}
+
+        restored = await http.post(
+            f"/api/weddings/{wedding}/docs/guests/restore", json={"seq": kept["seq"]}, headers=auth
+        )
+        assert restored.status_code == 200, restored.text
+        read = await http.get(f"/api/weddings/{wedding}/docs/guests", headers=auth)
+        assert list(read.json()["guests"]) == ["kept"]
+        entries = (await http.get(history, params={"limit": 100}, headers=auth)).json()
+        parts = [h for h in entries["history"] if h["seq"] not in before]
+        assert len(parts) >= 200 // SLICE, parts
+        assert {(h["sub"], h["role"]) for h in parts} == {("ann", "couple")}
