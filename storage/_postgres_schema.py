@@ -88,11 +88,6 @@ SELECT seq, doc, origin, extract(epoch FROM statement_timestamp())::float8, octe
        sub, role, client_id
 FROM new
 """
-COMPACT = """
-WITH kept AS (UPDATE {s}.updates SET data = $3 WHERE doc = $1 AND seq = $2 RETURNING seq),
-     gone AS (DELETE FROM {s}.updates WHERE doc = $1 AND seq < $2)
-SELECT count(*) FROM kept
-"""
 HAS_ANY = """
 SELECT doc FROM {s}.updates WHERE doc = ANY($1::text[])
 UNION ALL SELECT doc FROM {s}.history WHERE doc = ANY($1::text[]) LIMIT 1

@@ -1,6 +1,6 @@
 """What the PostgreSQL store runs on the writer's connection besides appends: feature rows
-of a commit, documents moved in whole, held transactions and the gateway's side
-(:class:`storage.gateway.Gateway`). See :mod:`storage.postgres`."""
+of a commit, documents moved in whole, gateway transactions, and how long each side waits
+on the other. See :mod:`storage.postgres`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from ._group_commit import handed_over
 from ._postgres_schema import (
     APPEND,
     HAS_ANY,
@@ -21,7 +20,7 @@ from ._postgres_schema import (
     check_text,
 )
 from .base import FeatureRow, MovedDocument, StoreError, StoreUnavailable, dropped_feature_row
-from .gateway import Dialect, Tx, dialect_sql, dialected, insert_sql
+from .gateway import Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -131,75 +130,8 @@ class MovedRows:
         return update_seqs
 
 
-@asynccontextmanager
-async def held_transaction(store: PostgresStore) -> AsyncIterator[PostgresTx]:
-    """A write transaction whose statements the caller sends one at a time, on the
-    writer's connection under the store's advisory lock, in its turn in the writer's
-    queue: see :meth:`storage.gateway.Gateway.transaction`."""
-    loop = asyncio.get_running_loop()
-    entered: asyncio.Future[PostgresTx] = loop.create_future()
-    leave: asyncio.Future[bool] = loop.create_future()
-
-    async def hold(conn: Conn) -> None:
-        entered.set_result(PostgresTx(store, conn))
-        if not await leave:
-            raise RolledBack
-
-    job: asyncio.Future[Any] = asyncio.ensure_future(store.write(hold))
-    async with handed_over(job, entered, leave) as tx:
-        yield tx
-
-
 class RolledBack(Exception):  # noqa: N818 (not an error: the owner rolled back)
     """A held transaction's owner raised: roll it back."""
-
-
-class PostgresTx:
-    """Statements of a held transaction (PostgreSQL dialect already)."""
-
-    def __init__(self, store: PostgresStore, conn: Conn) -> None:
-        self._store = store
-        self._conn = conn
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        try:
-            return [tuple(r) for r in await self._conn.fetch(sql, *params)]
-        except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
-
-    async def execute(self, sql: str, *params: object) -> int:
-        try:
-            status = await self._conn.execute(sql, *params)
-        except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
-        last = str(status).rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
-
-    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
-        try:
-            await self._conn.executemany(sql, params)
-        except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
-
-
-class PostgresSql:
-    """The PostgreSQL side of :class:`storage.gateway.Gateway`."""
-
-    dialect: Dialect = "postgres"
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self.prefix = f"{store.schema}."
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self._store.fetch(sql, *params)]
-
-    def transaction(self) -> Any:
-        return self._store.held_transaction()
-
-    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
-        result: _T = await self._store.run(dialected(tx, sql))
-        return result
 
 
 async def run_steps(conn: Conn, steps: Sequence[Tx[Any]], store: PostgresStore) -> None:

@@ -1,19 +1,16 @@
 """What the SQLite store runs on its writer connection besides appends: feature rows of a
-commit, documents moved in whole, held transactions and the gateway's side
-(:class:`storage.gateway.Gateway`). See :mod:`storage.sqlite`."""
+commit, documents moved in whole, gateway transactions and held ones. See
+:mod:`storage.sqlite`."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from crdt_server import clock
 
-from ._group_commit import handed_over
 from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, scalar
 from .base import (
     FeatureRow,
@@ -22,10 +19,7 @@ from .base import (
     StoreError,
     dropped_feature_row,
 )
-from .gateway import Dialect, Tx, dialect_sql, dialected, insert_sql
-
-if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+from .gateway import Tx, dialect_sql, dialected, insert_sql
 
 _T = TypeVar("_T")
 
@@ -105,51 +99,6 @@ class Outside:
 
     def __call__(self, db: sqlite3.Connection) -> Any:
         return self.call(db)
-
-
-class SqliteTx:
-    """Statements of a held transaction (SQLite dialect already)."""
-
-    def __init__(self, store: SqliteStore, db: sqlite3.Connection) -> None:
-        self._store = store
-        self._db = db
-
-    async def _run(self, call: Callable[..., _T], *args: Any) -> _T:
-        try:
-            return await self._store.on_writer(call, *args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"writing {self._store.path} failed: {exc}") from exc
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        db = self._db
-        return await self._run(lambda: [tuple(r) for r in db.execute(sql, params).fetchall()])
-
-    async def execute(self, sql: str, *params: object) -> int:
-        db = self._db
-        return await self._run(lambda: int(db.execute(sql, params).rowcount))
-
-    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
-        await self._run(self._db.executemany, sql, params)
-
-
-class SqliteSql:
-    """The SQLite side of :class:`storage.gateway.Gateway`."""
-
-    dialect: Dialect = "sqlite"
-    prefix = ""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self._store.read(sql, *params)]
-
-    def transaction(self) -> Any:
-        return self._store.held_transaction()
-
-    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
-        result: _T = await self._store.run(dialected(tx, sql))
-        return result
 
 
 def _sqlite_sql(text: str) -> str:
@@ -242,30 +191,3 @@ def appending(
 ) -> Callable[[sqlite3.Connection], list[int]]:
     """The body of a transaction that appends ``updates`` with their steps and rows."""
     return lambda db: append_rows(db, updates, steps, rows, path)
-
-
-@asynccontextmanager
-async def held_transaction(store: SqliteStore) -> AsyncIterator[SqliteTx]:
-    """A write transaction whose statements the caller sends one at a time, on the
-    writer thread and connection, in its turn in the writer's queue (the update
-    commits wait for it): see :meth:`storage.gateway.Gateway.transaction`."""
-    loop = asyncio.get_running_loop()
-    entered: asyncio.Future[SqliteTx] = loop.create_future()
-    leave: asyncio.Future[bool] = loop.create_future()
-
-    async def hold(db: sqlite3.Connection) -> None:
-        await store.on_writer(db.execute, "BEGIN IMMEDIATE")
-        try:
-            entered.set_result(SqliteTx(store, db))
-            commit = await leave
-        except BaseException:
-            commit = False
-            raise
-        finally:
-            if not commit and db.in_transaction:
-                await store.on_writer(db.rollback)
-        await store.on_writer(db.execute, "COMMIT")
-
-    job = asyncio.ensure_future(store.write(Held(hold)))
-    async with handed_over(job, entered, leave) as tx:
-        yield tx

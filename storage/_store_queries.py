@@ -1,11 +1,14 @@
 """The store's own statements that both backends run alike, written once.
 
-Deletion and erasure, tombstones, revocations, history, the document list and the seq
-lookups read and write the same way on SQLite and PostgreSQL; only dialect words differ,
-and those are the gateway's rules (:func:`storage.gateway.dialect_sql`: ``?`` and
-``{t}``, rewritten once per statement).
-Each backend mixes :class:`StoreQueries` in and keeps what truly differs: how it connects,
-where a commit runs, the update append and commit, compaction, deletion and vacuum.
+Loading a document, compaction, deletion and erasure, tombstones, revocations, history,
+the document list and the seq lookups read and write the same way on SQLite and
+PostgreSQL; only dialect words differ, and those are the gateway's rules
+(:func:`storage.gateway.dialect_sql`: ``?`` and ``{t}``, rewritten once per statement).
+So is the store's side of the gateway (:meth:`StoreQueries.sql_backend`): a held
+transaction (deprecated) runs each of its statements through the backend's ordinary
+driver of gateway transactions. Each backend mixes :class:`StoreQueries` in and keeps what
+truly differs: how it connects, where a commit runs, the update append and commit, moved
+documents, DDL, and scrub.
 
 Reads go through the backend's reading connections (committed data); writes are gateway
 transactions in the store's one write queue (:meth:`storage.gateway.Gateway.run`).
@@ -15,38 +18,134 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdt_server import clock
 
-from .base import Erasure, HistoryEntry, Revocation, wedding_of_prefix
-from .gateway import Backend, Gateway, Sql, Tx, statements
+from .base import (
+    Erasure,
+    HistoryEntry,
+    Revocation,
+    Schema,
+    StoredLog,
+    StoreError,
+    wedding_of_prefix,
+)
+from .gateway import Backend, Dialect, Gateway, HeldRun, Sql, Tx, dialected, statements
+
+if TYPE_CHECKING:
+    from ._group_commit import GroupCommitter
 
 __all__ = ["StoreQueries"]
+
+_T = TypeVar("_T")
 
 _SQLITE_IN_LIST = 500
 """Values per ``IN`` list on SQLite (it caps bound parameters); PostgreSQL takes one array."""
 
 
 class StoreQueries:
-    """The statements of :class:`~storage.base.DocumentStore` both backends share."""
+    """The statements of :class:`~storage.base.DocumentStore` both backends share, and the
+    gateway's way into the store (:meth:`sql_backend`)."""
 
     _check_text: Callable[..., None]
     """The backend's check of text it is given (``check_text(data, *names)``), before
     anything is queued: a value the database cannot store fails with StoreError alone."""
 
+    _dialect: Dialect
+    _table_prefix: str
+    """What stands before a table's name (``{t}``): the PostgreSQL schema and a dot."""
+    _writer: GroupCommitter[Any]
+    _commits: int
+    _schemas: set[str]
+    """The schemas this instance installed."""
     _wedding_tables: tuple[str, ...]
     """The tables, of every feature the store ever installed, that hold rows per wedding."""
 
-    def sql_backend(self) -> Backend:
+    async def _read(self, sql: str, *params: Any) -> Sequence[Any]:
+        """Rows of one query (in the store's dialect) on a reading connection."""
+        raise NotImplementedError
+
+    def held_transaction(self) -> AbstractAsyncContextManager[HeldRun]:
+        """A write transaction whose statements the caller sends one at a time, in its
+        turn in the writer's queue (see :meth:`storage.gateway.Gateway.transaction`)."""
+        raise NotImplementedError
+
+    async def _installing(self, schema: Schema) -> None:
+        """Bring ``schema`` to its newest version, in a transaction of its own."""
         raise NotImplementedError
 
     async def scrub(self) -> bool:
         raise NotImplementedError
 
+    def sql_backend(self) -> Backend:
+        """What :class:`storage.gateway.Gateway` runs its SQL through."""
+        return _StoreSql(self)
+
     @functools.cached_property
     def _gateway(self) -> Gateway:
         return Gateway(self.sql_backend())
+
+    @property
+    def commits(self) -> int:
+        """Write transactions this instance has committed (append batches, compactions,
+        deletions). Read-only; for tests and metrics, e.g. to see group commit at work."""
+        return self._commits
+
+    async def run(self, tx: Tx[_T]) -> _T:
+        """Run a gateway transaction (in the store's dialect already) on the write
+        connection, in one transaction with the others queued beside it, each in a
+        savepoint (:func:`storage.gateway.each_in_a_savepoint`); its result once
+        committed."""
+        result: _T = await self._writer.run(tx)
+        return result
+
+    async def install(self, schema: Schema) -> None:
+        """Create a feature's tables, or bring them to the schema's newest version (once
+        per instance); erase its wedding tables with each wedding from then on."""
+        if schema.name in self._schemas:
+            return
+        await self._installing(schema)
+        self._schemas.add(schema.name)
+        gone = schema.renamed_from  # renamed: erased under their new names
+        self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
+        self._add_wedding_tables(schema.wedding_tables)
+
+    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
+        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
+
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
+        """The document's log in seq order (up to ``upto``), or ``None`` if it has no rows."""
+        sql = "SELECT seq, data FROM {t}updates WHERE doc = ? AND seq <= ? ORDER BY seq"
+        rows = await self._read(self._gateway.sql(sql), doc, 2**63 - 1 if upto is None else upto)
+        if not rows:
+            return None
+        updates = [bytes(data) for _, data in rows]
+        return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
+
+    async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
+        """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
+
+        ``snapshot`` must hold the content of all those rows; history is left untouched.
+        Raises :class:`StoreError`, changing nothing, unless ``doc`` has a row ``upto_seq``.
+        """
+        self._check_text(snapshot, doc)
+        await self._gateway.run(self._compacting(doc, upto_seq, snapshot))
+
+    def _compacting(self, doc: str, upto_seq: int, snapshot: bytes) -> Tx[None]:
+        keep = "UPDATE {t}updates SET data = ? WHERE doc = ? AND seq = ?"
+        fold = "DELETE FROM {t}updates WHERE doc = ? AND seq < ?"
+        if self._gateway.dialect == "postgres":  # one round trip
+            both = f"WITH kept AS ({keep} RETURNING seq), gone AS ({fold})"
+            both += " SELECT count(*) FROM kept"
+            [(kept,)] = yield Sql(both, (snapshot, doc, upto_seq, doc, upto_seq))
+        else:
+            kept = yield Sql(keep, (snapshot, doc, upto_seq), count=True)
+            if kept == 1:
+                yield Sql(fold, (doc, upto_seq))
+        if kept != 1:
+            raise StoreError(f"{doc!r} has no row with seq {upto_seq}")  # rolls back
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix`` (``""``: all of them)
@@ -180,3 +279,22 @@ class StoreQueries:
         where, params = self._starting_with(prefix)
         sql = f"SELECT DISTINCT doc FROM {{t}}updates WHERE {where} ORDER BY doc"
         return [str(doc) for (doc,) in await self._gateway.fetch(sql, *params)]
+
+
+class _StoreSql:
+    """The store's side of :class:`storage.gateway.Gateway`: its dialect, its reading
+    connections, its held transactions and its write queue."""
+
+    def __init__(self, store: StoreQueries) -> None:
+        self._store = store
+        self.dialect: Dialect = store._dialect
+        self.prefix = store._table_prefix
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._store._read(sql, *params)]
+
+    def transaction(self) -> AbstractAsyncContextManager[HeldRun]:
+        return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        return await self._store.run(dialected(tx, sql))

@@ -45,11 +45,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from ._group_commit import Appending, GroupCommitter, Part
+from ._group_commit import Appending, GroupCommitter, Part, handed_over
 from ._postgres_hosts import HostChooser, url_hosts
 from ._postgres_schema import (
     APPEND,
-    COMPACT,
     LOCK_CLASS,
     NEXT_SEQS,
     SCHEMA,
@@ -63,11 +62,8 @@ from ._postgres_sql import (
     DB_ERRORS,
     Bounds,
     MovedRows,
-    PostgresSql,
-    PostgresTx,
     RolledBack,
     driver,
-    held_transaction,
     insert_features,
     run_steps,
     store_error,
@@ -78,12 +74,11 @@ from .base import (
     MovedDocument,
     NewUpdate,
     Schema,
-    StoredLog,
     StoreError,
     check_feature_rows,
     recorded_tables,
 )
-from .gateway import Tx, each_in_a_savepoint
+from .gateway import HeldRun, Tx, each_in_a_savepoint
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -115,6 +110,7 @@ class PostgresStore(StoreQueries):
     """
 
     _check_text = staticmethod(check_text)
+    _dialect = "postgres"
 
     def __init__(
         self,
@@ -132,6 +128,7 @@ class PostgresStore(StoreQueries):
         self._dsn = dsn
         self._schema = schema
         self._s = '"' + schema.replace('"', '""') + '"'
+        self._table_prefix = f"{self._s}."
         self._where = f"PostgreSQL schema {schema!r}"  # never the DSN: it may hold a password
         self._pool_size = pool_size
         self._bounds = Bounds(
@@ -151,12 +148,6 @@ class PostgresStore(StoreQueries):
         self._commits = 0
         self._schemas: set[str] = set()
         self._wedding_tables: tuple[str, ...] = ()
-
-    @property
-    def commits(self) -> int:
-        """Write transactions this instance has committed (append batches, compactions,
-        deletions). Read-only; for tests and metrics, e.g. to see group commit at work."""
-        return self._commits
 
     async def open(self) -> None:
         """Connect, create the tables if needed and start the writer."""
@@ -224,15 +215,6 @@ class PostgresStore(StoreQueries):
             except DB_ERRORS as exc:
                 raise StoreError(f"closing {self._where} failed: {exc}") from exc
 
-    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
-        """The document's log in seq order (up to ``upto``), or ``None`` if it has no rows."""
-        sql = f"SELECT seq, data FROM {self._s}.updates WHERE doc = $1 AND seq <= $2 ORDER BY seq"
-        rows = await self._fetch(sql, doc, 2**63 - 1 if upto is None else upto)
-        if not rows:
-            return None
-        updates = [bytes(row[1]) for row in rows]
-        return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
-
     async def append(
         self,
         updates: Sequence[NewUpdate],
@@ -255,21 +237,6 @@ class PostgresStore(StoreQueries):
             check_text(update.data, update.doc, update.origin, update.sub, update.role)
         check_feature_rows(rows, self._wedding_tables)
         return await self._writer.append(batch, steps, rows, first)
-
-    async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
-        """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
-
-        ``snapshot`` must hold the content of all those rows; history is left untouched.
-        Raises :class:`StoreError`, changing nothing, unless ``doc`` has a row ``upto_seq``.
-        """
-        check_text(snapshot, doc)
-
-        async def body(conn: Conn) -> int:
-            if await conn.fetchval(COMPACT.format(s=self._s), doc, upto_seq, snapshot) != 1:
-                raise StoreError(f"{doc!r} has no row with seq {upto_seq}")  # rolls back
-            return 0
-
-        await self._writer.write(body)
 
     async def scrub(self) -> bool:
         """Nothing to retry: deleted rows are invisible at once (see the module docstring)."""
@@ -297,9 +264,7 @@ class PostgresStore(StoreQueries):
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
-    async def install(self, schema: Schema) -> None:
-        if schema.name in self._schemas:
-            return
+    async def _installing(self, schema: Schema) -> None:
         first = (*schema.postgres, *map(tombstone_trigger, schema.first_wedding_tables))
 
         async def body(conn: Conn) -> None:
@@ -308,13 +273,6 @@ class PostgresStore(StoreQueries):
             )
 
         await self._writer.write(body)
-        self._schemas.add(schema.name)
-        gone = schema.renamed_from  # renamed: erased under their new names
-        self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
-        self._add_wedding_tables(schema.wedding_tables)
-
-    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
-        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
 
     @property
     def schema(self) -> str:
@@ -323,21 +281,13 @@ class PostgresStore(StoreQueries):
 
     async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         """Rows of one query on a pooled connection (committed data only)."""
-        return await self._fetch(sql, *args)
+        return await self._read(sql, *args)
 
     async def write(self, body: Callable[[Conn], Awaitable[_T]]) -> _T:
         """Run ``body`` in one committed transaction, in turn with the update commits
         (the store's advisory lock is held); a database error in it rolls everything back
         and becomes a :class:`StoreError`."""
         result: _T = await self._writer.write(body)
-        return result
-
-    async def run(self, tx: Tx[_T]) -> _T:
-        """Run a gateway transaction (in PostgreSQL's dialect already) on the writer's
-        connection, in one transaction with the others queued beside it, each in a
-        savepoint (:func:`storage.gateway.each_in_a_savepoint`); its result once
-        committed."""
-        result: _T = await self._writer.run(tx)
         return result
 
     async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
@@ -348,14 +298,20 @@ class PostgresStore(StoreQueries):
         )
         return outcomes
 
-    def sql_backend(self) -> PostgresSql:
-        """What :class:`storage.gateway.Gateway` runs its SQL through."""
-        return PostgresSql(self)
-
-    def held_transaction(self) -> AbstractAsyncContextManager[PostgresTx]:
+    def held_transaction(self) -> AbstractAsyncContextManager[HeldRun]:
         """A write transaction whose statements the caller sends one at a time (see
-        :meth:`storage.gateway.Gateway.transaction`)."""
-        return held_transaction(self)
+        :meth:`storage.gateway.Gateway.transaction`), on the writer's connection under the
+        store's advisory lock, in its turn in the writer's queue."""
+
+        async def start(entered: asyncio.Future[HeldRun], leave: asyncio.Future[bool]) -> None:
+            async def hold(conn: Conn) -> None:
+                entered.set_result(lambda tx: driver(tx, self)(conn))
+                if not await leave:
+                    raise RolledBack
+
+            await self._writer.write(hold)
+
+        return handed_over(start)
 
     @property
     def where(self) -> str:
@@ -364,7 +320,7 @@ class PostgresStore(StoreQueries):
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def _read(self, sql: str, *args: object) -> list[asyncpg.Record]:
         pool = self._pool
         if pool is None:
             raise StoreError(f"{self._where} is not open")
