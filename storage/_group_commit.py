@@ -7,8 +7,9 @@ its own, and appends and gateway transactions queued side by side share it too, 
 out in queue order (the features write beside the rooms' commits: in the product
 scenario, ending the transaction at each change of kind made 2.7 transactions where one
 does); any other write (a feature's tables installed, documents moved in, a held
-transaction) runs in a transaction of its own, in queue order. A failed transaction fails every caller in it and commits
-nothing; later ones go on. This is the store's one write queue: nothing writes beside it.
+transaction) runs in a transaction of its own, in queue order. A failed transaction fails
+every caller in it and commits nothing; later ones go on. This is the store's one write
+queue: nothing writes beside it.
 
 A shared transaction takes at most :data:`MAX_SHARED_UPDATES` updates (the rest wait for
 the next one, in order), and an append asked to go ``first`` (a quiet wedding's commit

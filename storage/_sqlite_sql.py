@@ -11,15 +11,17 @@ from typing import Any, TypeVar
 
 from crdt_server import clock
 
-from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, scalar
+from ._schema_versions import upgrading
+from ._sqlite_schema import ADDED_COLUMNS, HAS_ROWS, LAST_SEQ, VERSIONS, Body, scalar
 from .base import (
     FeatureRow,
+    Migration,
     MovedDocument,
     NewUpdate,
     StoreError,
     dropped_feature_row,
 )
-from .gateway import Tx, dialect_sql, dialected, insert_sql
+from .gateway import Sql, Tx, dialect_sql, dialected, insert_sql
 
 _T = TypeVar("_T")
 
@@ -191,3 +193,33 @@ def appending(
 ) -> Callable[[sqlite3.Connection], list[int]]:
     """The body of a transaction that appends ``updates`` with their steps and rows."""
     return lambda db: append_rows(db, updates, steps, rows, path)
+
+
+def upgrade(
+    db: sqlite3.Connection,
+    path: Path,
+    name: str,
+    first: Sequence[str],
+    migrations: Sequence[Migration],
+    wedding_tables: Sequence[str] = (),
+) -> None:
+    """On the write connection, in the caller's transaction: bring schema ``name`` to its
+    newest version (:func:`storage._schema_versions.upgrading`)."""
+    versions = [(migration.version, migration.sqlite) for migration in migrations]
+    added = adding_columns() if name == "store" else None
+    tx = upgrading(
+        name, first, versions, wedding_tables, dialect="sqlite", versions=VERSIONS, added=added
+    )
+    driver(tx, path)(db)
+
+
+def adding_columns() -> Tx[None]:
+    """Add the columns a file made by a release before them lacks (part of version 1)."""
+    for table, columns in ADDED_COLUMNS.items():
+        rows = yield Sql(f"PRAGMA table_info({table})")
+        have = {row[1] for row in rows}
+        if not have:
+            continue  # not made here (the events table of a new file)
+        for name, spec in columns:
+            if name not in have:
+                yield Sql(f"ALTER TABLE {table} ADD COLUMN {name} {spec}", count=True)

@@ -52,11 +52,10 @@ from ._postgres_schema import (
     LOCK_CLASS,
     NEXT_SEQS,
     SCHEMA,
-    STORE_MIGRATIONS,
+    VERSIONS,
     check_text,
     keep_session,
     tombstone_trigger,
-    upgrade,
 )
 from ._postgres_sql import (
     DB_ERRORS,
@@ -68,9 +67,11 @@ from ._postgres_sql import (
     run_steps,
     store_error,
 )
+from ._schema_versions import STORE_MIGRATIONS, upgrading
 from ._store_queries import StoreQueries
 from .base import (
     FeatureRow,
+    Migration,
     MovedDocument,
     NewUpdate,
     Schema,
@@ -183,8 +184,7 @@ class PostgresStore(StoreQueries):
                 self._lock_key = LOCK_CLASS << 32 | int(oid)
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
-                first = (SCHEMA,)
-                await upgrade(conn, self._s, "store", first, STORE_MIGRATIONS)
+                await self._upgrade(conn, "store", (SCHEMA,), STORE_MIGRATIONS)
                 # Erase with each wedding the tables of every feature ever installed here.
                 for row in await conn.fetch(
                     f"SELECT wedding_tables FROM {self._s}.schema_versions"
@@ -192,8 +192,9 @@ class PostgresStore(StoreQueries):
                     self._add_wedding_tables(recorded_tables(str(row[0])))
         except BaseException as exc:
             pool.terminate()
-            if isinstance(exc, DB_ERRORS):
-                raise StoreError(f"cannot set up {self._where}: {exc}") from exc
+            failed = exc.__cause__ if isinstance(exc, StoreError) else exc  # a step's error
+            if isinstance(failed, DB_ERRORS):
+                raise StoreError(f"cannot set up {self._where}: {failed}") from failed
             raise
         self._pool = pool
         self._writer.start()
@@ -268,11 +269,23 @@ class PostgresStore(StoreQueries):
         first = (*schema.postgres, *map(tombstone_trigger, schema.first_wedding_tables))
 
         async def body(conn: Conn) -> None:
-            await upgrade(
-                conn, self._s, schema.name, first, schema.migrations, schema.wedding_tables
-            )
+            await self._upgrade(conn, schema.name, first, schema.migrations, schema.wedding_tables)
 
         await self._writer.write(body)
+
+    async def _upgrade(
+        self,
+        conn: Conn,
+        name: str,
+        first: Sequence[str],
+        migrations: Sequence[Migration],
+        wedding_tables: Sequence[str] = (),
+    ) -> None:
+        versions = [(migration.version, migration.postgres) for migration in migrations]
+        tx = upgrading(
+            name, first, versions, wedding_tables, dialect="postgres", versions=VERSIONS, s=self._s
+        )
+        await driver(tx, self)(conn)
 
     @property
     def schema(self) -> str:

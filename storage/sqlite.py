@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._group_commit import GroupCommitter, handed_over
+from ._schema_versions import STORE_MIGRATIONS
 from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
+    SCHEMA,
     Body,
     check_text,
     checkpoint,
@@ -41,9 +43,8 @@ from ._sqlite_schema import (
     connect_writer,
     moved_documents,
     tombstone_trigger,
-    upgrade,
 )
-from ._sqlite_sql import Held, Outside, driver, put_documents
+from ._sqlite_sql import Held, Outside, driver, put_documents, upgrade
 from ._sqlite_writes import SqliteWrites
 from ._store_queries import StoreQueries
 from .base import (
@@ -160,9 +161,7 @@ class SqliteStore(SqliteWrites, StoreQueries):
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             loop = asyncio.get_running_loop()
-            write_db = await loop.run_in_executor(
-                thread, connect_writer, self._path, self._busy_timeout, self._synchronous
-            )
+            write_db = await loop.run_in_executor(thread, connect_writer, *self._writer_args())
         except (OSError, sqlite3.Error) as exc:
             thread.shutdown()
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
@@ -183,10 +182,19 @@ class SqliteStore(SqliteWrites, StoreQueries):
             await self.close()
             raise
 
+    def _writer_args(self) -> tuple[Path, float, str, Body[None]]:
+        """What :func:`~storage._sqlite_schema.connect_writer` is given: the store's own
+        schema brought to its newest version when the file opens."""
+
+        def set_up(db: sqlite3.Connection) -> None:
+            upgrade(db, self._path, "store", SCHEMA, STORE_MIGRATIONS)
+
+        return self._path, self._busy_timeout, self._synchronous, set_up
+
     def _open_inline(self) -> None:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            write_db = connect_writer(self._path, self._busy_timeout, self._synchronous)
+            write_db = connect_writer(*self._writer_args())
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
         try:
@@ -288,8 +296,7 @@ class SqliteStore(SqliteWrites, StoreQueries):
         first = (*schema.sqlite, *map(tombstone_trigger, schema.first_wedding_tables))
 
         def body(db: sqlite3.Connection) -> None:
-            migrations = [(m.version, m.sqlite) for m in schema.migrations]
-            upgrade(db, schema.name, first, migrations, schema.wedding_tables)
+            upgrade(db, self._path, schema.name, first, schema.migrations, schema.wedding_tables)
 
         await self._writer.write(body)
 
