@@ -17,7 +17,6 @@ from ._postgres_schema import (
     HAS_ANY,
     NEXT_SEQS,
     PUT_HISTORY,
-    check_text,
 )
 from .base import FeatureRow, MovedDocument, StoreError, StoreUnavailable, dropped_feature_row
 from .gateway import Tx, dialect_sql, dialected, insert_sql
@@ -57,38 +56,22 @@ async def insert_features(conn: Conn, s: str, features: Sequence[FeatureRow]) ->
 
 
 class MovedRows:
-    """What :meth:`storage.base.Store.put_documents` writes, checked before a
-    transaction opens (:meth:`write` writes it in one)."""
+    """The history and updates of :meth:`storage.base.Store.put_documents` (checked
+    already) as the arrays :meth:`write` sends."""
 
-    def __init__(
-        self,
-        documents: Sequence[MovedDocument],
-        origin: str,
-        steps: Sequence[Tx[Any]],
-        rows: Sequence[FeatureRow],
-    ) -> None:
-        moved = list(documents)
-        if len({d.doc for d in moved}) != len(moved):
-            raise StoreError("a document is listed twice")
+    def __init__(self, documents: Sequence[MovedDocument], origin: str) -> None:
         history: list[tuple[str, str, float, int]] = []  # doc, origin, created_at, size
         logged: list[tuple[str, bytes]] = []
-        for document in moved:
-            if not document.updates:
-                raise StoreError(f"{document.doc!r} has no update to store")
-            for data in document.updates:
-                check_text(data, document.doc, origin)
+        for document in documents:
             for entry in document.history:
-                check_text(b"", entry.origin)
                 history.append((document.doc, entry.origin, float(entry.created_at), entry.size))
             # Placeholders keep each document's rows after its own history, in one list.
             history += [(document.doc, "", -1.0, -1)] * len(document.updates)
             logged += [(document.doc, data) for data in document.updates]
-        self.names = [d.doc for d in moved]
+        self.names = [d.doc for d in documents]
         self.origin = origin
         self.history = history
         self.logged = logged
-        self.steps = list(steps)
-        self.rows = list(rows)
 
     async def write(self, conn: Conn, store: PostgresStore) -> list[int]:
         """In the caller's transaction; the updates' seqs."""
@@ -118,15 +101,6 @@ class MovedRows:
             [""] * len(logged),
             [None] * len(logged),
         )
-        await run_steps(conn, self.steps, store)
-        for row in self.rows:
-            columns = ", ".join(column for column, _ in row.values)
-            marks = ", ".join(f"${i}" for i in range(1, len(row.values) + 1))
-            sql = f"INSERT INTO {s}.{row.table} ({columns}) VALUES ({marks})"  # noqa: S608
-            try:
-                await conn.execute(sql, *(value for _, value in row.values))
-            except asyncpg.PostgresError as exc:
-                raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
         return update_seqs
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import MovedDocument, StoreError
+from .base import StoreError
 
 _LOG = logging.getLogger("crdt_server.storage.sqlite")
 _T = TypeVar("_T")
@@ -190,23 +190,6 @@ def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
 
 def scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
     return int(db.execute(sql, params).fetchone()[0])
-
-
-def moved_documents(documents: Sequence[MovedDocument], origin: str) -> list[MovedDocument]:
-    """Check what :meth:`SqliteStore.put_documents` is given before it opens a transaction."""
-    moved = list(documents)
-    if len({d.doc for d in moved}) != len(moved):
-        raise StoreError("a document is listed twice")
-    for document in moved:
-        if not document.updates:
-            raise StoreError(f"{document.doc!r} has no update to store")
-        for data in document.updates:
-            check_text(data, document.doc, origin)
-        for entry in document.history:
-            check_text(b"", entry.origin)
-            if not isinstance(entry.created_at, float | int) or not isinstance(entry.size, int):
-                raise TypeError("history times must be numbers and sizes integers")
-    return moved
 
 
 def check_text(data: bytes, *names: str) -> None:

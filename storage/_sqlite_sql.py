@@ -140,15 +140,10 @@ def driver(tx: Tx[_T], path: Path) -> Body[_T]:
 
 
 def put_documents(
-    db: sqlite3.Connection,
-    moved: Sequence[MovedDocument],
-    origin: str,
-    steps: Sequence[Tx[Any]],
-    rows: Sequence[FeatureRow],
-    path: Path,
+    db: sqlite3.Connection, moved: Sequence[MovedDocument], origin: str, path: Path
 ) -> list[int]:
-    """On the write connection, in the caller's transaction: what
-    :meth:`storage.base.Store.put_documents` writes; the updates' seqs."""
+    """On the write connection, in the caller's transaction: the history and updates of
+    :meth:`storage.base.Store.put_documents`; the updates' seqs."""
     written: list[int] = []
     for document in moved:
         if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
@@ -174,17 +169,6 @@ def put_documents(
                 (seq, document.doc, origin, now, len(data)),
             )
             written.append(seq)
-    run_steps(db, steps, path)
-    for row in rows:
-        columns = ", ".join(column for column, _ in row.values)
-        marks = ", ".join("?" * len(row.values))
-        try:
-            db.execute(
-                f"INSERT INTO {row.table} ({columns}) VALUES ({marks})",  # noqa: S608
-                tuple(value for _, value in row.values),
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
     return written
 
 

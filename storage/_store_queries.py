@@ -25,11 +25,14 @@ from crdt_server import clock
 
 from .base import (
     Erasure,
+    FeatureRow,
     HistoryEntry,
+    MovedDocument,
     Revocation,
     Schema,
     StoredLog,
     StoreError,
+    check_feature_rows,
     wedding_of_prefix,
 )
 from .gateway import Backend, Dialect, Gateway, HeldRun, Sql, Tx, dialected, statements
@@ -146,6 +149,38 @@ class StoreQueries:
                 yield Sql(fold, (doc, upto_seq))
         if kept != 1:
             raise StoreError(f"{doc!r} has no row with seq {upto_seq}")  # rolls back
+
+    async def put_documents(
+        self,
+        documents: Sequence[MovedDocument],
+        origin: str,
+        rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
+    ) -> list[int]:
+        """Write documents this store has never seen, in one transaction (see
+        :meth:`storage.base.Store.put_documents`)."""
+        moved = list(documents)
+        if len({d.doc for d in moved}) != len(moved):
+            raise StoreError("a document is listed twice")
+        for document in moved:
+            if not document.updates:
+                raise StoreError(f"{document.doc!r} has no update to store")
+            for data in document.updates:
+                self._check_text(data, document.doc, origin)
+            for entry in document.history:
+                self._check_text(b"", entry.origin)
+                if not isinstance(entry.created_at, float | int) or not isinstance(entry.size, int):
+                    raise TypeError("history times must be numbers and sizes integers")
+        check_feature_rows(rows, self._wedding_tables)
+        then = dialected(_moved_in(list(steps), list(rows)), self._gateway.sql)
+        return await self._put_documents(moved, origin, then)
+
+    async def _put_documents(
+        self, moved: list[MovedDocument], origin: str, then: Tx[None]
+    ) -> list[int]:
+        """In one transaction of its own: the documents' history and updates (each with
+        fresh seqs, refused if a document has rows), then ``then``; the updates' seqs."""
+        raise NotImplementedError
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix`` (``""``: all of them)
@@ -279,6 +314,22 @@ class StoreQueries:
         where, params = self._starting_with(prefix)
         sql = f"SELECT DISTINCT doc FROM {{t}}updates WHERE {where} ORDER BY doc"
         return [str(doc) for (doc,) in await self._gateway.fetch(sql, *params)]
+
+
+def _moved_in(steps: list[Tx[Any]], rows: list[FeatureRow]) -> Tx[None]:
+    """What :meth:`StoreQueries.put_documents` writes after the documents: the features'
+    steps, then their rows, each of which must go in."""
+    for step in steps:
+        yield from step
+    for row in rows:
+        columns = ", ".join(column for column, _ in row.values)
+        marks = ", ".join("?" * len(row.values))
+        insert = f"INSERT INTO {{t}}{row.table} ({columns}) VALUES ({marks})"  # noqa: S608
+        try:
+            yield Sql(insert, tuple(value for _, value in row.values))
+        except StoreError as exc:
+            failed = exc.__cause__  # the database's own error, as the backend's driver gives it
+            raise StoreError(f"a row for {row.table} cannot be stored: {failed}") from failed
 
 
 class _StoreSql:

@@ -245,20 +245,15 @@ class PostgresStore(StoreQueries):
             raise StoreError(f"{self._where} is not open")
         return True
 
-    async def put_documents(
-        self,
-        documents: Sequence[MovedDocument],
-        origin: str,
-        rows: Sequence[FeatureRow] = (),
-        steps: Sequence[Tx[Any]] = (),
+    async def _put_documents(
+        self, moved: list[MovedDocument], origin: str, then: Tx[None]
     ) -> list[int]:
-        """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.Store.put_documents`)."""
-        moved = MovedRows(documents, origin, steps, rows)
-        check_feature_rows(moved.rows, self._wedding_tables)
+        rows = MovedRows(moved, origin)
 
         async def body(conn: Conn) -> list[int]:
-            return await moved.write(conn, self)
+            written = await rows.write(conn, self)
+            await driver(then, self)(conn)
+            return written
 
         written: list[int] = await self._writer.write(body)
         return written

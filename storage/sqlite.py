@@ -41,7 +41,6 @@ from ._sqlite_schema import (
     checkpoint,
     commits_on_loop,
     connect_writer,
-    moved_documents,
     tombstone_trigger,
 )
 from ._sqlite_sql import Held, Outside, driver, put_documents, upgrade
@@ -274,20 +273,15 @@ class SqliteStore(SqliteWrites, StoreQueries):
         )
         return scrubbed
 
-    async def put_documents(
-        self,
-        documents: Sequence[MovedDocument],
-        origin: str,
-        rows: Sequence[FeatureRow] = (),
-        steps: Sequence[Tx[Any]] = (),
+    async def _put_documents(
+        self, moved: list[MovedDocument], origin: str, then: Tx[None]
     ) -> list[int]:
-        """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.Store.put_documents`)."""
-        moved = moved_documents(documents, origin)
-        check_feature_rows(rows, self._wedding_tables)
-        written: list[int] = await self._writer.write(
-            lambda db: put_documents(db, moved, origin, steps, rows, self._path)
-        )
+        def body(db: sqlite3.Connection) -> list[int]:
+            written = put_documents(db, moved, origin, self._path)
+            driver(then, self._path)(db)
+            return written
+
+        written: list[int] = await self._writer.write(body)
         return written
 
     # -- for features (storage.base.Schema) -------------------------------------------
