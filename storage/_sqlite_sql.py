@@ -11,11 +11,9 @@ from typing import Any, TypeVar
 
 from crdt_server import clock
 
-from ._schema_versions import upgrading
-from ._sqlite_schema import ADDED_COLUMNS, HAS_ROWS, LAST_SEQ, VERSIONS, Body, scalar
+from ._sqlite_schema import ADDED_COLUMNS, HAS_ROWS, LAST_SEQ, Body, scalar
 from .base import (
     FeatureRow,
-    Migration,
     MovedDocument,
     NewUpdate,
     StoreError,
@@ -177,24 +175,6 @@ def appending(
 ) -> Callable[[sqlite3.Connection], list[int]]:
     """The body of a transaction that appends ``updates`` with their steps and rows."""
     return lambda db: append_rows(db, updates, steps, rows, path)
-
-
-def upgrade(
-    db: sqlite3.Connection,
-    path: Path,
-    name: str,
-    first: Sequence[str],
-    migrations: Sequence[Migration],
-    wedding_tables: Sequence[str] = (),
-) -> None:
-    """On the write connection, in the caller's transaction: bring schema ``name`` to its
-    newest version (:func:`storage._schema_versions.upgrading`)."""
-    versions = [(migration.version, migration.sqlite) for migration in migrations]
-    added = adding_columns() if name == "store" else None
-    tx = upgrading(
-        name, first, versions, wedding_tables, dialect="sqlite", versions=VERSIONS, added=added
-    )
-    driver(tx, path)(db)
 
 
 def adding_columns() -> Tx[None]:

@@ -23,10 +23,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdt_server import clock
 
+from ._postgres_schema import tombstone_trigger as postgres_trigger
+from ._schema_versions import upgrading
+from ._sqlite_schema import tombstone_trigger as sqlite_trigger
 from .base import (
     Erasure,
     FeatureRow,
     HistoryEntry,
+    Migration,
     MovedDocument,
     Revocation,
     Schema,
@@ -75,8 +79,12 @@ class StoreQueries:
         turn in the writer's queue (see :meth:`storage.gateway.Gateway.transaction`)."""
         raise NotImplementedError
 
-    async def _installing(self, schema: Schema) -> None:
-        """Bring ``schema`` to its newest version, in a transaction of its own."""
+    _versions: str
+    """The backend's DDL of the ``schema_versions`` table."""
+
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        """``tx`` (in the store's dialect already) in a write transaction of its own, in
+        its turn in the write queue; its result once committed."""
         raise NotImplementedError
 
     async def scrub(self) -> bool:
@@ -114,6 +122,40 @@ class StoreQueries:
         gone = schema.renamed_from  # renamed: erased under their new names
         self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
         self._add_wedding_tables(schema.wedding_tables)
+
+    async def _installing(self, schema: Schema) -> None:
+        ddl, trigger = self._gateway.by_dialect(
+            sqlite=(schema.sqlite, sqlite_trigger), postgres=(schema.postgres, postgres_trigger)
+        )
+        first = (*ddl, *map(trigger, schema.first_wedding_tables))
+        tx = self._upgrading(schema.name, first, schema.migrations, schema.wedding_tables)
+        await self._in_a_transaction(tx)
+
+    def _upgrading(
+        self,
+        name: str,
+        first: Sequence[str],
+        migrations: Sequence[Migration],
+        wedding_tables: Sequence[str] = (),
+        added: Tx[None] | None = None,
+    ) -> Tx[None]:
+        """:func:`storage._schema_versions.upgrading` in this store (its statements in
+        its dialect already)."""
+        by_dialect = self._gateway.by_dialect
+        versions = [
+            (m.version, by_dialect(sqlite=m.sqlite, postgres=m.postgres)) for m in migrations
+        ]
+        s = self._table_prefix.removesuffix(".")  # PostgreSQL's quoted schema
+        return upgrading(
+            name,
+            first,
+            versions,
+            wedding_tables,
+            dialect=self._dialect,
+            versions=self._versions,
+            s=s,
+            added=added,
+        )
 
     def _add_wedding_tables(self, tables: Sequence[str]) -> None:
         self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)

@@ -55,7 +55,6 @@ from ._postgres_schema import (
     VERSIONS,
     check_text,
     keep_session,
-    tombstone_trigger,
 )
 from ._postgres_sql import (
     DB_ERRORS,
@@ -67,14 +66,12 @@ from ._postgres_sql import (
     run_steps,
     store_error,
 )
-from ._schema_versions import STORE_MIGRATIONS, upgrading
+from ._schema_versions import STORE_MIGRATIONS
 from ._store_queries import StoreQueries
 from .base import (
     FeatureRow,
-    Migration,
     MovedDocument,
     NewUpdate,
-    Schema,
     StoreError,
     check_feature_rows,
     recorded_tables,
@@ -112,6 +109,7 @@ class PostgresStore(StoreQueries):
 
     _check_text = staticmethod(check_text)
     _dialect = "postgres"
+    _versions = VERSIONS
 
     def __init__(
         self,
@@ -184,7 +182,7 @@ class PostgresStore(StoreQueries):
                 self._lock_key = LOCK_CLASS << 32 | int(oid)
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
-                await self._upgrade(conn, "store", (SCHEMA,), STORE_MIGRATIONS)
+                await driver(self._upgrading("store", (SCHEMA,), STORE_MIGRATIONS), self)(conn)
                 # Erase with each wedding the tables of every feature ever installed here.
                 for row in await conn.fetch(
                     f"SELECT wedding_tables FROM {self._s}.schema_versions"
@@ -260,27 +258,9 @@ class PostgresStore(StoreQueries):
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
-    async def _installing(self, schema: Schema) -> None:
-        first = (*schema.postgres, *map(tombstone_trigger, schema.first_wedding_tables))
-
-        async def body(conn: Conn) -> None:
-            await self._upgrade(conn, schema.name, first, schema.migrations, schema.wedding_tables)
-
-        await self._writer.write(body)
-
-    async def _upgrade(
-        self,
-        conn: Conn,
-        name: str,
-        first: Sequence[str],
-        migrations: Sequence[Migration],
-        wedding_tables: Sequence[str] = (),
-    ) -> None:
-        versions = [(migration.version, migration.postgres) for migration in migrations]
-        tx = upgrading(
-            name, first, versions, wedding_tables, dialect="postgres", versions=VERSIONS, s=self._s
-        )
-        await driver(tx, self)(conn)
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        result: _T = await self._writer.write(driver(tx, self))
+        return result
 
     @property
     def schema(self) -> str:

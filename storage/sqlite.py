@@ -36,21 +36,20 @@ from ._schema_versions import STORE_MIGRATIONS
 from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
     SCHEMA,
+    VERSIONS,
     Body,
     check_text,
     checkpoint,
     commits_on_loop,
     connect_writer,
-    tombstone_trigger,
 )
-from ._sqlite_sql import Held, Outside, driver, put_documents, upgrade
+from ._sqlite_sql import Held, Outside, adding_columns, driver, put_documents
 from ._sqlite_writes import SqliteWrites
 from ._store_queries import StoreQueries
 from .base import (
     FeatureRow,
     MovedDocument,
     NewUpdate,
-    Schema,
     StoreError,
     check_feature_rows,
     recorded_tables,
@@ -90,6 +89,7 @@ class SqliteStore(SqliteWrites, StoreQueries):
 
     _check_text = staticmethod(check_text)
     _dialect = "sqlite"
+    _versions = VERSIONS
     _table_prefix = ""
 
     def __init__(
@@ -186,7 +186,8 @@ class SqliteStore(SqliteWrites, StoreQueries):
         schema brought to its newest version when the file opens."""
 
         def set_up(db: sqlite3.Connection) -> None:
-            upgrade(db, self._path, "store", SCHEMA, STORE_MIGRATIONS)
+            tx = self._upgrading("store", SCHEMA, STORE_MIGRATIONS, added=adding_columns())
+            driver(tx, self._path)(db)
 
         return self._path, self._busy_timeout, self._synchronous, set_up
 
@@ -286,13 +287,9 @@ class SqliteStore(SqliteWrites, StoreQueries):
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
-    async def _installing(self, schema: Schema) -> None:
-        first = (*schema.sqlite, *map(tombstone_trigger, schema.first_wedding_tables))
-
-        def body(db: sqlite3.Connection) -> None:
-            upgrade(db, self._path, schema.name, first, schema.migrations, schema.wedding_tables)
-
-        await self._writer.write(body)
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        result: _T = await self._writer.write(driver(tx, self._path))
+        return result
 
     async def read(self, sql: str, *params: Any) -> list[Any]:
         """Rows of one query on a reading connection: every commit acknowledged before
