@@ -19,7 +19,7 @@ from ._postgres_schema import (
     PUT_HISTORY,
 )
 from .base import FeatureRow, MovedDocument, StoreError, StoreUnavailable, dropped_feature_row
-from .gateway import Tx, dialect_sql, dialected, insert_sql
+from .gateway import Sql, Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -73,34 +73,23 @@ class MovedRows:
         self.history = history
         self.logged = logged
 
-    async def write(self, conn: Conn, store: PostgresStore) -> list[int]:
-        """In the caller's transaction; the updates' seqs."""
-        s, where = store.schema, store.where
-        found = await conn.fetchval(HAS_ANY.format(s=s), self.names)
-        if found is not None:
-            raise StoreError(f"{found!r} already has rows in {where}")  # rolls back
+    def write(self, s: str, where: str) -> Tx[list[int]]:
+        """The statements, in the quoted schema ``s`` (``where``, in messages); the updates'
+        seqs."""
+        found = yield Sql(HAS_ANY.format(s=s), (self.names,))
+        if found:
+            raise StoreError(f"{found[0][0]!r} already has rows in {where}")  # rolls back
         history, logged = self.history, self.logged
-        seqs: list[int] = sorted(await conn.fetchval(NEXT_SEQS, f"{s}.updates_seq", len(history)))
+        [(drawn,)] = yield Sql(NEXT_SEQS, (f"{s}.updates_seq", len(history)))
+        seqs: list[int] = sorted(drawn)
         update_seqs = [q for q, h in zip(seqs, history, strict=True) if h[3] < 0]
         plain = [(q, h) for q, h in zip(seqs, history, strict=True) if h[3] >= 0]
-        await conn.execute(
-            PUT_HISTORY.format(s=s),
-            [q for q, _ in plain],
-            [h[0] for _, h in plain],
-            [h[1] for _, h in plain],
-            [h[2] for _, h in plain],
-            [h[3] for _, h in plain],
-        )
-        await conn.execute(
-            APPEND.format(s=s),
-            update_seqs,
-            [doc for doc, _ in logged],
-            [data for _, data in logged],
-            [self.origin] * len(logged),
-            [""] * len(logged),
-            [""] * len(logged),
-            [None] * len(logged),
-        )
+        columns = ([q for q, _ in plain], *([h[i] for _, h in plain] for i in range(4)))
+        yield Sql(PUT_HISTORY.format(s=s), columns, count=True)
+        n = len(logged)
+        docs, data = [doc for doc, _ in logged], [data for _, data in logged]
+        updates = (update_seqs, docs, data, [self.origin] * n, [""] * n, [""] * n, [None] * n)
+        yield Sql(APPEND.format(s=s), updates, count=True)
         return update_seqs
 
 

@@ -137,35 +137,28 @@ def driver(tx: Tx[_T], path: Path) -> Body[_T]:
     return body
 
 
-def put_documents(
-    db: sqlite3.Connection, moved: Sequence[MovedDocument], origin: str, path: Path
-) -> list[int]:
-    """On the write connection, in the caller's transaction: the history and updates of
-    :meth:`storage.base.Store.put_documents`; the updates' seqs."""
+def moving(moved: Sequence[MovedDocument], origin: str, path: Path) -> Tx[list[int]]:
+    """The history and updates of :meth:`storage.base.Store.put_documents` (checked
+    already), a row at a time; the updates' seqs."""
     written: list[int] = []
     for document in moved:
-        if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
+        if (yield Sql(HAS_ROWS, (document.doc, document.doc))):
             raise StoreError(f"{document.doc!r} already has rows in {path}")
-    seq = scalar(db, LAST_SEQ)
+    [(seq,)] = yield Sql(LAST_SEQ)
     now = clock.now()
+    history = "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)"
     for document in moved:
         for entry in document.history:
             seq += 1
-            db.execute(
-                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
-                (seq, document.doc, entry.origin, entry.created_at, entry.size),
-            )
+            yield Sql(history, (seq, document.doc, entry.origin, entry.created_at, entry.size))
         for data in document.updates:
             seq += 1
             # Each document ends with an update row, so the updates table's largest
             # seq (what LAST_SEQ reads) stays above every history seq written here.
-            db.execute(
+            yield Sql(
                 "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)", (seq, document.doc, data)
             )
-            db.execute(
-                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
-                (seq, document.doc, origin, now, len(data)),
-            )
+            yield Sql(history, (seq, document.doc, origin, now, len(data)))
             written.append(seq)
     return written
 

@@ -215,13 +215,11 @@ class StoreQueries:
                     raise TypeError("history times must be numbers and sizes integers")
         check_feature_rows(rows, self._wedding_tables)
         then = dialected(_moved_in(list(steps), list(rows)), self._gateway.sql)
-        return await self._put_documents(moved, origin, then)
+        return await self._in_a_transaction(_putting(self._moving(moved, origin), then))
 
-    async def _put_documents(
-        self, moved: list[MovedDocument], origin: str, then: Tx[None]
-    ) -> list[int]:
-        """In one transaction of its own: the documents' history and updates (each with
-        fresh seqs, refused if a document has rows), then ``then``; the updates' seqs."""
+    def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
+        """The documents' history and updates, each with fresh seqs, refused if a document
+        has rows (in the store's dialect already); the updates' seqs."""
         raise NotImplementedError
 
     async def delete(self, prefix: str) -> int:
@@ -356,6 +354,12 @@ class StoreQueries:
         where, params = self._starting_with(prefix)
         sql = f"SELECT DISTINCT doc FROM {{t}}updates WHERE {where} ORDER BY doc"
         return [str(doc) for (doc,) in await self._gateway.fetch(sql, *params)]
+
+
+def _putting(moving: Tx[list[int]], then: Tx[None]) -> Tx[list[int]]:
+    written = yield from moving
+    yield from then
+    return written
 
 
 def _moved_in(steps: list[Tx[Any]], rows: list[FeatureRow]) -> Tx[None]:

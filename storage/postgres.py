@@ -243,18 +243,8 @@ class PostgresStore(StoreQueries):
             raise StoreError(f"{self._where} is not open")
         return True
 
-    async def _put_documents(
-        self, moved: list[MovedDocument], origin: str, then: Tx[None]
-    ) -> list[int]:
-        rows = MovedRows(moved, origin)
-
-        async def body(conn: Conn) -> list[int]:
-            written = await rows.write(conn, self)
-            await driver(then, self)(conn)
-            return written
-
-        written: list[int] = await self._writer.write(body)
-        return written
+    def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
+        return MovedRows(moved, origin).write(self._s, self._where)
 
     # -- for features (storage.base.Schema) -------------------------------------------
 

@@ -43,7 +43,7 @@ from ._sqlite_schema import (
     commits_on_loop,
     connect_writer,
 )
-from ._sqlite_sql import Held, Outside, adding_columns, driver, put_documents
+from ._sqlite_sql import Held, Outside, adding_columns, driver, moving
 from ._sqlite_writes import SqliteWrites
 from ._store_queries import StoreQueries
 from .base import (
@@ -274,16 +274,8 @@ class SqliteStore(SqliteWrites, StoreQueries):
         )
         return scrubbed
 
-    async def _put_documents(
-        self, moved: list[MovedDocument], origin: str, then: Tx[None]
-    ) -> list[int]:
-        def body(db: sqlite3.Connection) -> list[int]:
-            written = put_documents(db, moved, origin, self._path)
-            driver(then, self._path)(db)
-            return written
-
-        written: list[int] = await self._writer.write(body)
-        return written
+    def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
+        return moving(moved, origin, self._path)
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
