@@ -248,10 +248,6 @@ class PostgresStore(StoreQueries):
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
-    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
-        result: _T = await self._writer.write(driver(tx, self))
-        return result
-
     @property
     def schema(self) -> str:
         """The quoted schema name that qualifies every table (``{s}`` in feature DDL)."""
@@ -297,6 +293,10 @@ class PostgresStore(StoreQueries):
         return self._where
 
     # -- internals ---------------------------------------------------------------------
+
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        result: _T = await self._writer.write(driver(tx, self))
+        return result
 
     async def _read(self, sql: str, *args: object) -> list[asyncpg.Record]:
         pool = self._pool

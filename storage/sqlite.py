@@ -279,10 +279,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
-    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
-        result: _T = await self._writer.write(driver(tx, self._path))
-        return result
-
     async def read(self, sql: str, *params: Any) -> list[Any]:
         """Rows of one query on a reading connection: every commit acknowledged before
         it started, nothing uncommitted."""
@@ -327,6 +323,10 @@ class SqliteStore(SqliteWrites, StoreQueries):
         return handed_over(start)
 
     # -- internals ---------------------------------------------------------------------
+
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        result: _T = await self._writer.write(driver(tx, self._path))
+        return result
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
         inline_db, readers = self._inline_db, self._readers
