@@ -4,11 +4,13 @@ Loading a document, compaction, deletion and erasure, tombstones, revocations, h
 the document list and the seq lookups read and write the same way on SQLite and
 PostgreSQL; only dialect words differ, and those are the gateway's rules
 (:func:`storage.gateway.dialect_sql`: ``?`` and ``{t}``, rewritten once per statement).
-So is the store's side of the gateway (:meth:`StoreQueries.sql_backend`): a held
-transaction (deprecated) runs each of its statements through the backend's ordinary
-driver of gateway transactions. Each backend mixes :class:`StoreQueries` in and keeps what
-truly differs: how it connects, where a commit runs, the update append and commit, moved
-documents, DDL, and scrub.
+So do installing a feature's tables (:mod:`storage._schema_versions`), the checks of moved
+documents and the features' rows written with them, and the store's side of the gateway
+(:meth:`StoreQueries.sql_backend`: a held transaction, deprecated, runs each of its
+statements through the backend's ordinary driver of gateway transactions). Each backend
+mixes :class:`StoreQueries` in and keeps what truly differs: how it connects and reads,
+where a transaction runs (its driver), the update append and commit, the seqs of moved
+documents, the DDL words, and scrub.
 
 Reads go through the backend's reading connections (committed data); writes are gateway
 transactions in the store's one write queue (:meth:`storage.gateway.Gateway.run`).
@@ -69,6 +71,8 @@ class StoreQueries:
     """The schemas this instance installed."""
     _wedding_tables: tuple[str, ...]
     """The tables, of every feature the store ever installed, that hold rows per wedding."""
+    _versions: str
+    """The backend's DDL of the ``schema_versions`` table."""
 
     async def _read(self, sql: str, *params: Any) -> Sequence[Any]:
         """Rows of one query (in the store's dialect) on a reading connection."""
@@ -78,9 +82,6 @@ class StoreQueries:
         """A write transaction whose statements the caller sends one at a time, in its
         turn in the writer's queue (see :meth:`storage.gateway.Gateway.transaction`)."""
         raise NotImplementedError
-
-    _versions: str
-    """The backend's DDL of the ``schema_versions`` table."""
 
     async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
         """``tx`` (in the store's dialect already) in a write transaction of its own, in
@@ -357,6 +358,7 @@ class StoreQueries:
 
 
 def _putting(moving: Tx[list[int]], then: Tx[None]) -> Tx[list[int]]:
+    """``moving`` (the documents), then ``then``; the updates' seqs."""
     written = yield from moving
     yield from then
     return written
