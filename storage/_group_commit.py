@@ -6,9 +6,10 @@ transactions (:meth:`GroupCommitter.run`: every feature's writes), each in a sav
 its own, and appends and gateway transactions queued side by side share it too, carried
 out in queue order (the features write beside the rooms' commits: in the product
 scenario, ending the transaction at each change of kind made 2.7 transactions where one
-does); any other write (compaction, deletion, a held transaction) runs in a transaction
-of its own, in queue order. A failed transaction fails every caller in it and commits
-nothing; later ones go on. This is the store's one write queue: nothing writes beside it.
+does); any other write (a feature's tables installed, documents moved in, a held
+transaction) runs in a transaction of its own, in queue order. A failed transaction fails
+every caller in it and commits nothing; later ones go on. This is the store's one write
+queue: nothing writes beside it.
 
 A shared transaction takes at most :data:`MAX_SHARED_UPDATES` updates (the rest wait for
 the next one, in order), and an append asked to go ``first`` (a quiet wedding's commit
@@ -425,14 +426,18 @@ _H = TypeVar("_H")
 
 @asynccontextmanager
 async def handed_over(
-    job: asyncio.Future[Any], entered: asyncio.Future[_H], leave: asyncio.Future[bool]
+    start: Callable[[asyncio.Future[_H], asyncio.Future[bool]], Awaitable[Any]],
 ) -> AsyncIterator[_H]:
     """The caller's side of a held transaction (both backends' ``held_transaction``):
-    ``job`` is the writer's work, which sets ``entered`` to the open transaction once its
-    turn comes and then waits for ``leave`` (``True``: commit; ``False``: roll back).
-    Yields the transaction; what kept it from starting is raised here, an exception in
-    the caller's block rolls it back and is raised again, and leaving the block waits
-    for the commit."""
+    ``start(entered, leave)`` is the writer's work, begun at once, which sets ``entered``
+    to the open transaction once its turn comes and then waits for ``leave`` (``True``:
+    commit; ``False``: roll back). Yields the transaction; what kept it from starting is
+    raised here, an exception in the caller's block rolls it back and is raised again,
+    and leaving the block waits for the commit."""
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[_H] = loop.create_future()
+    leave: asyncio.Future[bool] = loop.create_future()
+    job = asyncio.ensure_future(start(entered, leave))
     await asyncio.wait({entered, job}, return_when=asyncio.FIRST_COMPLETED)
     if not entered.done():
         entered.cancel()

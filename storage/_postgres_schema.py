@@ -4,10 +4,9 @@ statements of the update log, and the checks every value passes before it is que
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-from .base import EVENTS_HANDED_OVER, Migration, StoreError, recorded_version
+from .base import StoreError
 
 # asyncpg is named only in annotations here: the gateway imports this module's DDL
 # (tombstone_trigger) in every process, PostgreSQL or not.
@@ -73,9 +72,6 @@ VERSIONS = (
 )
 """The version of each schema a store holds: ``store`` (the tables above) and each
 installed feature's (:class:`storage.base.Schema`)."""
-STORE_MIGRATIONS: tuple[Migration, ...] = (EVENTS_HANDED_OVER,)
-"""The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
-as the releases before schema versions left it (with the events' tables)."""
 NEXT_SEQS = "SELECT array(SELECT nextval($1::regclass) FROM generate_series(1, $2))"
 # One statement for both tables; created_at is the database's clock, shared by all hosts.
 APPEND = """
@@ -88,11 +84,6 @@ SELECT seq, doc, origin, extract(epoch FROM statement_timestamp())::float8, octe
        sub, role, client_id
 FROM new
 """
-COMPACT = """
-WITH kept AS (UPDATE {s}.updates SET data = $3 WHERE doc = $1 AND seq = $2 RETURNING seq),
-     gone AS (DELETE FROM {s}.updates WHERE doc = $1 AND seq < $2)
-SELECT count(*) FROM kept
-"""
 HAS_ANY = """
 SELECT doc FROM {s}.updates WHERE doc = ANY($1::text[])
 UNION ALL SELECT doc FROM {s}.history WHERE doc = ANY($1::text[]) LIMIT 1
@@ -101,43 +92,6 @@ PUT_HISTORY = """
 INSERT INTO {s}.history (seq, doc, origin, created_at, size)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::integer[])
 """
-
-
-async def upgrade(
-    conn: Conn,
-    s: str,
-    name: str,
-    first: Sequence[str],
-    migrations: Sequence[Migration],
-    wedding_tables: Sequence[str] = (),
-) -> None:
-    """In the caller's transaction: bring schema ``name`` to its newest version in the
-    (quoted) schema ``s`` (as :func:`storage._sqlite_schema.upgrade`)."""
-    await conn.execute(VERSIONS.format(s=s))
-    version = await conn.fetchval(f"SELECT version FROM {s}.schema_versions WHERE name = $1", name)
-    if version is None:
-        for statement in first:
-            await conn.execute(statement.format(s=s))
-        version = 1
-        await conn.execute(f"INSERT INTO {s}.schema_versions (name, version) VALUES ($1, 1)", name)
-    newest = max((m.version for m in migrations), default=1)
-    version = recorded_version(name, version, newest)
-    for migration in migrations:
-        if migration.version > version:
-            for statement in migration.postgres:
-                await conn.execute(statement.format(s=s))
-            await conn.execute(
-                f"UPDATE {s}.schema_versions SET version = $1 WHERE name = $2",
-                migration.version,
-                name,
-            )
-            version = migration.version
-    if wedding_tables:
-        await conn.execute(
-            f"UPDATE {s}.schema_versions SET wedding_tables = $1 WHERE name = $2",
-            ",".join(wedding_tables),
-            name,
-        )
 
 
 async def keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -1,6 +1,6 @@
 """What the PostgreSQL store runs on the writer's connection besides appends: feature rows
-of a commit, documents moved in whole, held transactions and the gateway's side
-(:class:`storage.gateway.Gateway`). See :mod:`storage.postgres`."""
+of a commit, documents moved in whole, gateway transactions, and how long each side waits
+on the other. See :mod:`storage.postgres`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from ._group_commit import handed_over
 from ._postgres_schema import (
     APPEND,
     HAS_ANY,
     NEXT_SEQS,
     PUT_HISTORY,
-    check_text,
 )
 from .base import FeatureRow, MovedDocument, StoreError, StoreUnavailable, dropped_feature_row
-from .gateway import Dialect, Tx, dialect_sql, dialected, insert_sql
+from .gateway import Sql, Tx, dialect_sql, dialected, insert_sql
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -58,148 +56,45 @@ async def insert_features(conn: Conn, s: str, features: Sequence[FeatureRow]) ->
 
 
 class MovedRows:
-    """What :meth:`storage.base.Store.put_documents` writes, checked before a
-    transaction opens (:meth:`write` writes it in one)."""
+    """The history and updates of :meth:`storage.base.Store.put_documents` (checked
+    already) as the arrays :meth:`write` sends."""
 
-    def __init__(
-        self,
-        documents: Sequence[MovedDocument],
-        origin: str,
-        steps: Sequence[Tx[Any]],
-        rows: Sequence[FeatureRow],
-    ) -> None:
-        moved = list(documents)
-        if len({d.doc for d in moved}) != len(moved):
-            raise StoreError("a document is listed twice")
+    def __init__(self, documents: Sequence[MovedDocument], origin: str) -> None:
         history: list[tuple[str, str, float, int]] = []  # doc, origin, created_at, size
         logged: list[tuple[str, bytes]] = []
-        for document in moved:
-            if not document.updates:
-                raise StoreError(f"{document.doc!r} has no update to store")
-            for data in document.updates:
-                check_text(data, document.doc, origin)
+        for document in documents:
             for entry in document.history:
-                check_text(b"", entry.origin)
                 history.append((document.doc, entry.origin, float(entry.created_at), entry.size))
             # Placeholders keep each document's rows after its own history, in one list.
             history += [(document.doc, "", -1.0, -1)] * len(document.updates)
             logged += [(document.doc, data) for data in document.updates]
-        self.names = [d.doc for d in moved]
+        self.names = [d.doc for d in documents]
         self.origin = origin
         self.history = history
         self.logged = logged
-        self.steps = list(steps)
-        self.rows = list(rows)
 
-    async def write(self, conn: Conn, store: PostgresStore) -> list[int]:
-        """In the caller's transaction; the updates' seqs."""
-        s, where = store.schema, store.where
-        found = await conn.fetchval(HAS_ANY.format(s=s), self.names)
-        if found is not None:
-            raise StoreError(f"{found!r} already has rows in {where}")  # rolls back
+    def write(self, s: str, where: str) -> Tx[list[int]]:
+        """The statements, in the quoted schema ``s`` (``where``, in messages); the updates'
+        seqs."""
+        found = yield Sql(HAS_ANY.format(s=s), (self.names,))
+        if found:
+            raise StoreError(f"{found[0][0]!r} already has rows in {where}")  # rolls back
         history, logged = self.history, self.logged
-        seqs: list[int] = sorted(await conn.fetchval(NEXT_SEQS, f"{s}.updates_seq", len(history)))
+        [(drawn,)] = yield Sql(NEXT_SEQS, (f"{s}.updates_seq", len(history)))
+        seqs: list[int] = sorted(drawn)
         update_seqs = [q for q, h in zip(seqs, history, strict=True) if h[3] < 0]
         plain = [(q, h) for q, h in zip(seqs, history, strict=True) if h[3] >= 0]
-        await conn.execute(
-            PUT_HISTORY.format(s=s),
-            [q for q, _ in plain],
-            [h[0] for _, h in plain],
-            [h[1] for _, h in plain],
-            [h[2] for _, h in plain],
-            [h[3] for _, h in plain],
-        )
-        await conn.execute(
-            APPEND.format(s=s),
-            update_seqs,
-            [doc for doc, _ in logged],
-            [data for _, data in logged],
-            [self.origin] * len(logged),
-            [""] * len(logged),
-            [""] * len(logged),
-            [None] * len(logged),
-        )
-        await run_steps(conn, self.steps, store)
-        for row in self.rows:
-            columns = ", ".join(column for column, _ in row.values)
-            marks = ", ".join(f"${i}" for i in range(1, len(row.values) + 1))
-            sql = f"INSERT INTO {s}.{row.table} ({columns}) VALUES ({marks})"  # noqa: S608
-            try:
-                await conn.execute(sql, *(value for _, value in row.values))
-            except asyncpg.PostgresError as exc:
-                raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
+        columns = ([q for q, _ in plain], *([h[i] for _, h in plain] for i in range(4)))
+        yield Sql(PUT_HISTORY.format(s=s), columns, count=True)
+        n = len(logged)
+        docs, data = [doc for doc, _ in logged], [data for _, data in logged]
+        updates = (update_seqs, docs, data, [self.origin] * n, [""] * n, [""] * n, [None] * n)
+        yield Sql(APPEND.format(s=s), updates, count=True)
         return update_seqs
-
-
-@asynccontextmanager
-async def held_transaction(store: PostgresStore) -> AsyncIterator[PostgresTx]:
-    """A write transaction whose statements the caller sends one at a time, on the
-    writer's connection under the store's advisory lock, in its turn in the writer's
-    queue: see :meth:`storage.gateway.Gateway.transaction`."""
-    loop = asyncio.get_running_loop()
-    entered: asyncio.Future[PostgresTx] = loop.create_future()
-    leave: asyncio.Future[bool] = loop.create_future()
-
-    async def hold(conn: Conn) -> None:
-        entered.set_result(PostgresTx(store, conn))
-        if not await leave:
-            raise RolledBack
-
-    job: asyncio.Future[Any] = asyncio.ensure_future(store.write(hold))
-    async with handed_over(job, entered, leave) as tx:
-        yield tx
 
 
 class RolledBack(Exception):  # noqa: N818 (not an error: the owner rolled back)
     """A held transaction's owner raised: roll it back."""
-
-
-class PostgresTx:
-    """Statements of a held transaction (PostgreSQL dialect already)."""
-
-    def __init__(self, store: PostgresStore, conn: Conn) -> None:
-        self._store = store
-        self._conn = conn
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        try:
-            return [tuple(r) for r in await self._conn.fetch(sql, *params)]
-        except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
-
-    async def execute(self, sql: str, *params: object) -> int:
-        try:
-            status = await self._conn.execute(sql, *params)
-        except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
-        last = str(status).rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
-
-    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
-        try:
-            await self._conn.executemany(sql, params)
-        except DB_ERRORS as exc:
-            raise StoreError(f"writing {self._store.where} failed: {exc}") from exc
-
-
-class PostgresSql:
-    """The PostgreSQL side of :class:`storage.gateway.Gateway`."""
-
-    dialect: Dialect = "postgres"
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self.prefix = f"{store.schema}."
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self._store.fetch(sql, *params)]
-
-    def transaction(self) -> Any:
-        return self._store.held_transaction()
-
-    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
-        result: _T = await self._store.run(dialected(tx, sql))
-        return result
 
 
 async def run_steps(conn: Conn, steps: Sequence[Tx[Any]], store: PostgresStore) -> None:

@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import (
-    EVENTS_HANDED_OVER,
-    Migration,
-    MovedDocument,
-    StoreError,
-    recorded_version,
-)
+from .base import StoreError
 
 _LOG = logging.getLogger("crdt_server.storage.sqlite")
 _T = TypeVar("_T")
@@ -67,9 +61,6 @@ VERSIONS = (
 """The version of each schema a store holds: ``store`` (the tables above) and each
 installed feature's (:class:`storage.base.Schema`), with the feature's wedding tables
 (comma-separated): erasing a wedding empties them even while the feature is left out."""
-STORE_MIGRATIONS: tuple[Migration, ...] = (EVENTS_HANDED_OVER,)
-"""The store's own numbered migrations (versions 2, 3...); version 1 is the schema above,
-as the releases before schema versions left it (with the events' tables)."""
 
 
 def tombstone_trigger(table: str) -> str:
@@ -93,8 +84,11 @@ HAS_ROWS = (
 )
 
 
-def connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3.Connection:
-    """On the writer thread: open the write connection, switch to WAL, create the schema.
+def connect_writer(
+    path: Path, busy_timeout: float, synchronous: str, setup: Body[None]
+) -> sqlite3.Connection:
+    """On the writer thread: open the write connection, switch to WAL, create the schema
+    (``setup``, in a transaction; a database error in it raised as it is).
     The connection is used by one thread at a time, the writer's or the event loop's (a
     transaction that commits on the loop, see :mod:`storage.sqlite`): the writer's queue
     runs one job at a time."""
@@ -115,8 +109,12 @@ def connect_writer(path: Path, busy_timeout: float, synchronous: str) -> sqlite3
             f"PRAGMA busy_timeout = {int(busy_timeout * 1000)};"
             f" PRAGMA synchronous = {level}; PRAGMA fullfsync = ON; PRAGMA secure_delete = ON;"
         )
-        migrations = [(m.version, m.sqlite) for m in STORE_MIGRATIONS]
-        run_transaction(db, lambda db: upgrade(db, "store", SCHEMA, migrations), path)
+        try:
+            run_transaction(db, setup, path)
+        except StoreError as exc:  # a statement's error, as a gateway driver gives it
+            if isinstance(exc.__cause__, sqlite3.Error):
+                raise exc.__cause__ from None
+            raise
     except BaseException:
         db.close()
         raise
@@ -167,54 +165,6 @@ def _run_begun(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
     return result
 
 
-def upgrade(
-    db: sqlite3.Connection,
-    name: str,
-    first: Sequence[str],
-    migrations: Sequence[tuple[int, Sequence[str]]],
-    wedding_tables: Sequence[str] = (),
-) -> None:
-    """In the caller's transaction: bring schema ``name`` to its newest version. With no
-    version recorded, ``first`` (version 1, ``IF NOT EXISTS``: what a release before
-    versions made is kept as it is) runs and version 1 is recorded; then each migration
-    above the recorded version runs and is recorded. A version newer than this code knows
-    is refused (a newer release wrote the file)."""
-    db.execute(VERSIONS)
-    row = db.execute("SELECT version FROM schema_versions WHERE name = ?", (name,)).fetchone()
-    newest = max((v for v, _ in migrations), default=1)
-    if row is None:
-        for statement in first:
-            db.execute(statement)
-        if name == "store":
-            add_columns(db)
-        version = 1
-        db.execute("INSERT INTO schema_versions (name, version) VALUES (?, 1)", (name,))
-    else:
-        version = recorded_version(name, row[0], newest)
-    for number, statements in migrations:
-        if number > version:
-            for statement in statements:
-                db.execute(statement)
-            db.execute("UPDATE schema_versions SET version = ? WHERE name = ?", (number, name))
-            version = number
-    if wedding_tables:
-        db.execute(
-            "UPDATE schema_versions SET wedding_tables = ? WHERE name = ?",
-            (",".join(wedding_tables), name),
-        )
-
-
-def add_columns(db: sqlite3.Connection) -> None:
-    """Add the columns a file made by a release before them lacks (part of version 1)."""
-    for table, columns in ADDED_COLUMNS.items():
-        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if not have:
-            continue  # not made here (the events table of a new file)
-        for name, spec in columns:
-            if name not in have:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
-
-
 def commits_on_loop(commits: str) -> bool:
     """Whether the shared transactions run on the event loop's thread: only where
     ``commits`` is ``loop``. ``auto`` (the default) and ``thread`` hand them to the writer
@@ -240,23 +190,6 @@ def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
 
 def scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
     return int(db.execute(sql, params).fetchone()[0])
-
-
-def moved_documents(documents: Sequence[MovedDocument], origin: str) -> list[MovedDocument]:
-    """Check what :meth:`SqliteStore.put_documents` is given before it opens a transaction."""
-    moved = list(documents)
-    if len({d.doc for d in moved}) != len(moved):
-        raise StoreError("a document is listed twice")
-    for document in moved:
-        if not document.updates:
-            raise StoreError(f"{document.doc!r} has no update to store")
-        for data in document.updates:
-            check_text(data, document.doc, origin)
-        for entry in document.history:
-            check_text(b"", entry.origin)
-            if not isinstance(entry.created_at, float | int) or not isinstance(entry.size, int):
-                raise TypeError("history times must be numbers and sizes integers")
-    return moved
 
 
 def check_text(data: bytes, *names: str) -> None:

@@ -1,20 +1,17 @@
 """What the SQLite store runs on its writer connection besides appends: feature rows of a
-commit, documents moved in whole, held transactions and the gateway's side
-(:class:`storage.gateway.Gateway`). See :mod:`storage.sqlite`."""
+commit, documents moved in whole, gateway transactions and held ones. See
+:mod:`storage.sqlite`."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from crdt_server import clock
 
-from ._group_commit import handed_over
-from ._sqlite_schema import HAS_ROWS, LAST_SEQ, Body, scalar
+from ._sqlite_schema import ADDED_COLUMNS, HAS_ROWS, LAST_SEQ, Body, scalar
 from .base import (
     FeatureRow,
     MovedDocument,
@@ -22,10 +19,7 @@ from .base import (
     StoreError,
     dropped_feature_row,
 )
-from .gateway import Dialect, Tx, dialect_sql, dialected, insert_sql
-
-if TYPE_CHECKING:
-    from .sqlite import SqliteStore
+from .gateway import Sql, Tx, dialect_sql, dialected, insert_sql
 
 _T = TypeVar("_T")
 
@@ -107,51 +101,6 @@ class Outside:
         return self.call(db)
 
 
-class SqliteTx:
-    """Statements of a held transaction (SQLite dialect already)."""
-
-    def __init__(self, store: SqliteStore, db: sqlite3.Connection) -> None:
-        self._store = store
-        self._db = db
-
-    async def _run(self, call: Callable[..., _T], *args: Any) -> _T:
-        try:
-            return await self._store.on_writer(call, *args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"writing {self._store.path} failed: {exc}") from exc
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        db = self._db
-        return await self._run(lambda: [tuple(r) for r in db.execute(sql, params).fetchall()])
-
-    async def execute(self, sql: str, *params: object) -> int:
-        db = self._db
-        return await self._run(lambda: int(db.execute(sql, params).rowcount))
-
-    async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
-        await self._run(self._db.executemany, sql, params)
-
-
-class SqliteSql:
-    """The SQLite side of :class:`storage.gateway.Gateway`."""
-
-    dialect: Dialect = "sqlite"
-    prefix = ""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-
-    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in await self._store.read(sql, *params)]
-
-    def transaction(self) -> Any:
-        return self._store.held_transaction()
-
-    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
-        result: _T = await self._store.run(dialected(tx, sql))
-        return result
-
-
 def _sqlite_sql(text: str) -> str:
     return dialect_sql(text, "sqlite")
 
@@ -188,52 +137,29 @@ def driver(tx: Tx[_T], path: Path) -> Body[_T]:
     return body
 
 
-def put_documents(
-    db: sqlite3.Connection,
-    moved: Sequence[MovedDocument],
-    origin: str,
-    steps: Sequence[Tx[Any]],
-    rows: Sequence[FeatureRow],
-    path: Path,
-) -> list[int]:
-    """On the write connection, in the caller's transaction: what
-    :meth:`storage.base.Store.put_documents` writes; the updates' seqs."""
+def moving(moved: Sequence[MovedDocument], origin: str, path: Path) -> Tx[list[int]]:
+    """The history and updates of :meth:`storage.base.Store.put_documents` (checked
+    already), a row at a time; the updates' seqs."""
     written: list[int] = []
     for document in moved:
-        if db.execute(HAS_ROWS, (document.doc, document.doc)).fetchone() is not None:
+        if (yield Sql(HAS_ROWS, (document.doc, document.doc))):
             raise StoreError(f"{document.doc!r} already has rows in {path}")
-    seq = scalar(db, LAST_SEQ)
+    [(seq,)] = yield Sql(LAST_SEQ)
     now = clock.now()
+    history = "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)"
     for document in moved:
         for entry in document.history:
             seq += 1
-            db.execute(
-                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
-                (seq, document.doc, entry.origin, entry.created_at, entry.size),
-            )
+            yield Sql(history, (seq, document.doc, entry.origin, entry.created_at, entry.size))
         for data in document.updates:
             seq += 1
             # Each document ends with an update row, so the updates table's largest
             # seq (what LAST_SEQ reads) stays above every history seq written here.
-            db.execute(
+            yield Sql(
                 "INSERT INTO updates (seq, doc, data) VALUES (?, ?, ?)", (seq, document.doc, data)
             )
-            db.execute(
-                "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)",
-                (seq, document.doc, origin, now, len(data)),
-            )
+            yield Sql(history, (seq, document.doc, origin, now, len(data)))
             written.append(seq)
-    run_steps(db, steps, path)
-    for row in rows:
-        columns = ", ".join(column for column, _ in row.values)
-        marks = ", ".join("?" * len(row.values))
-        try:
-            db.execute(
-                f"INSERT INTO {row.table} ({columns}) VALUES ({marks})",  # noqa: S608
-                tuple(value for _, value in row.values),
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"a row for {row.table} cannot be stored: {exc}") from exc
     return written
 
 
@@ -244,28 +170,13 @@ def appending(
     return lambda db: append_rows(db, updates, steps, rows, path)
 
 
-@asynccontextmanager
-async def held_transaction(store: SqliteStore) -> AsyncIterator[SqliteTx]:
-    """A write transaction whose statements the caller sends one at a time, on the
-    writer thread and connection, in its turn in the writer's queue (the update
-    commits wait for it): see :meth:`storage.gateway.Gateway.transaction`."""
-    loop = asyncio.get_running_loop()
-    entered: asyncio.Future[SqliteTx] = loop.create_future()
-    leave: asyncio.Future[bool] = loop.create_future()
-
-    async def hold(db: sqlite3.Connection) -> None:
-        await store.on_writer(db.execute, "BEGIN IMMEDIATE")
-        try:
-            entered.set_result(SqliteTx(store, db))
-            commit = await leave
-        except BaseException:
-            commit = False
-            raise
-        finally:
-            if not commit and db.in_transaction:
-                await store.on_writer(db.rollback)
-        await store.on_writer(db.execute, "COMMIT")
-
-    job = asyncio.ensure_future(store.write(Held(hold)))
-    async with handed_over(job, entered, leave) as tx:
-        yield tx
+def adding_columns() -> Tx[None]:
+    """Add the columns a file made by a release before them lacks (part of version 1)."""
+    for table, columns in ADDED_COLUMNS.items():
+        rows = yield Sql(f"PRAGMA table_info({table})")
+        have = {row[1] for row in rows}
+        if not have:
+            continue  # not made here (the events table of a new file)
+        for name, spec in columns:
+            if name not in have:
+                yield Sql(f"ALTER TABLE {table} ADD COLUMN {name} {spec}", count=True)

@@ -1,11 +1,16 @@
 """The store's own statements that both backends run alike, written once.
 
-Deletion and erasure, tombstones, revocations, history, the document list and the seq
-lookups read and write the same way on SQLite and PostgreSQL; only dialect words differ,
-and those are the gateway's rules (:func:`storage.gateway.dialect_sql`: ``?`` and
-``{t}``, rewritten once per statement).
-Each backend mixes :class:`StoreQueries` in and keeps what truly differs: how it connects,
-where a commit runs, the update append and commit, compaction, deletion and vacuum.
+Loading a document, compaction, deletion and erasure, tombstones, revocations, history,
+the document list and the seq lookups read and write the same way on SQLite and
+PostgreSQL; only dialect words differ, and those are the gateway's rules
+(:func:`storage.gateway.dialect_sql`: ``?`` and ``{t}``, rewritten once per statement).
+So do installing a feature's tables (:mod:`storage._schema_versions`), the checks of moved
+documents and the features' rows written with them, and the store's side of the gateway
+(:meth:`StoreQueries.sql_backend`: a held transaction, deprecated, runs each of its
+statements through the backend's ordinary driver of gateway transactions). Each backend
+mixes :class:`StoreQueries` in and keeps what truly differs: how it connects and reads,
+where a transaction runs (its driver), the update append and commit, the seqs of moved
+documents, the DDL words, and scrub.
 
 Reads go through the backend's reading connections (committed data); writes are gateway
 transactions in the store's one write queue (:meth:`storage.gateway.Gateway.run`).
@@ -15,38 +20,208 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdt_server import clock
 
-from .base import Erasure, HistoryEntry, Revocation, wedding_of_prefix
-from .gateway import Backend, Gateway, Sql, Tx, statements
+from ._postgres_schema import tombstone_trigger as postgres_trigger
+from ._schema_versions import upgrading
+from ._sqlite_schema import tombstone_trigger as sqlite_trigger
+from .base import (
+    Erasure,
+    FeatureRow,
+    HistoryEntry,
+    Migration,
+    MovedDocument,
+    Revocation,
+    Schema,
+    StoredLog,
+    StoreError,
+    check_feature_rows,
+    wedding_of_prefix,
+)
+from .gateway import Backend, Dialect, Gateway, HeldRun, Sql, Tx, dialected, statements
+
+if TYPE_CHECKING:
+    from ._group_commit import GroupCommitter
 
 __all__ = ["StoreQueries"]
+
+_T = TypeVar("_T")
 
 _SQLITE_IN_LIST = 500
 """Values per ``IN`` list on SQLite (it caps bound parameters); PostgreSQL takes one array."""
 
 
 class StoreQueries:
-    """The statements of :class:`~storage.base.DocumentStore` both backends share."""
+    """The statements of :class:`~storage.base.DocumentStore` both backends share, and the
+    gateway's way into the store (:meth:`sql_backend`)."""
 
     _check_text: Callable[..., None]
     """The backend's check of text it is given (``check_text(data, *names)``), before
     anything is queued: a value the database cannot store fails with StoreError alone."""
 
+    _dialect: Dialect
+    _table_prefix: str
+    """What stands before a table's name (``{t}``): the PostgreSQL schema and a dot."""
+    _writer: GroupCommitter[Any]
+    _commits: int
+    _schemas: set[str]
+    """The schemas this instance installed."""
     _wedding_tables: tuple[str, ...]
     """The tables, of every feature the store ever installed, that hold rows per wedding."""
+    _versions: str
+    """The backend's DDL of the ``schema_versions`` table."""
 
-    def sql_backend(self) -> Backend:
+    async def _read(self, sql: str, *params: Any) -> Sequence[Any]:
+        """Rows of one query (in the store's dialect) on a reading connection."""
+        raise NotImplementedError
+
+    def held_transaction(self) -> AbstractAsyncContextManager[HeldRun]:
+        """A write transaction whose statements the caller sends one at a time, in its
+        turn in the writer's queue (see :meth:`storage.gateway.Gateway.transaction`)."""
+        raise NotImplementedError
+
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        """``tx`` (in the store's dialect already) in a write transaction of its own, in
+        its turn in the write queue; its result once committed."""
         raise NotImplementedError
 
     async def scrub(self) -> bool:
         raise NotImplementedError
 
+    def sql_backend(self) -> Backend:
+        """What :class:`storage.gateway.Gateway` runs its SQL through."""
+        return _StoreSql(self)
+
     @functools.cached_property
     def _gateway(self) -> Gateway:
         return Gateway(self.sql_backend())
+
+    @property
+    def commits(self) -> int:
+        """Write transactions this instance has committed (append batches, compactions,
+        deletions). Read-only; for tests and metrics, e.g. to see group commit at work."""
+        return self._commits
+
+    async def run(self, tx: Tx[_T]) -> _T:
+        """Run a gateway transaction (in the store's dialect already) on the write
+        connection, in one transaction with the others queued beside it, each in a
+        savepoint (:func:`storage.gateway.each_in_a_savepoint`); its result once
+        committed."""
+        result: _T = await self._writer.run(tx)
+        return result
+
+    async def install(self, schema: Schema) -> None:
+        """Create a feature's tables, or bring them to the schema's newest version (once
+        per instance); erase its wedding tables with each wedding from then on."""
+        if schema.name in self._schemas:
+            return
+        await self._installing(schema)
+        self._schemas.add(schema.name)
+        gone = schema.renamed_from  # renamed: erased under their new names
+        self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
+        self._add_wedding_tables(schema.wedding_tables)
+
+    async def _installing(self, schema: Schema) -> None:
+        ddl, trigger = self._gateway.by_dialect(
+            sqlite=(schema.sqlite, sqlite_trigger), postgres=(schema.postgres, postgres_trigger)
+        )
+        first = (*ddl, *map(trigger, schema.first_wedding_tables))
+        tx = self._upgrading(schema.name, first, schema.migrations, schema.wedding_tables)
+        await self._in_a_transaction(tx)
+
+    def _upgrading(
+        self,
+        name: str,
+        first: Sequence[str],
+        migrations: Sequence[Migration],
+        wedding_tables: Sequence[str] = (),
+        added: Tx[None] | None = None,
+    ) -> Tx[None]:
+        """:func:`storage._schema_versions.upgrading` in this store (its statements in
+        its dialect already)."""
+        by_dialect = self._gateway.by_dialect
+        versions = [
+            (m.version, by_dialect(sqlite=m.sqlite, postgres=m.postgres)) for m in migrations
+        ]
+        s = self._table_prefix.removesuffix(".")  # PostgreSQL's quoted schema
+        return upgrading(
+            name,
+            first,
+            versions,
+            wedding_tables,
+            dialect=self._dialect,
+            versions=self._versions,
+            s=s,
+            added=added,
+        )
+
+    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
+        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
+
+    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
+        """The document's log in seq order (up to ``upto``), or ``None`` if it has no rows."""
+        sql = "SELECT seq, data FROM {t}updates WHERE doc = ? AND seq <= ? ORDER BY seq"
+        rows = await self._read(self._gateway.sql(sql), doc, 2**63 - 1 if upto is None else upto)
+        if not rows:
+            return None
+        updates = [bytes(data) for _, data in rows]
+        return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
+
+    async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
+        """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
+
+        ``snapshot`` must hold the content of all those rows; history is left untouched.
+        Raises :class:`StoreError`, changing nothing, unless ``doc`` has a row ``upto_seq``.
+        """
+        self._check_text(snapshot, doc)
+        await self._gateway.run(self._compacting(doc, upto_seq, snapshot))
+
+    def _compacting(self, doc: str, upto_seq: int, snapshot: bytes) -> Tx[None]:
+        keep = "UPDATE {t}updates SET data = ? WHERE doc = ? AND seq = ?"
+        fold = "DELETE FROM {t}updates WHERE doc = ? AND seq < ?"
+        if self._gateway.dialect == "postgres":  # one round trip
+            both = f"WITH kept AS ({keep} RETURNING seq), gone AS ({fold})"
+            both += " SELECT count(*) FROM kept"
+            [(kept,)] = yield Sql(both, (snapshot, doc, upto_seq, doc, upto_seq))
+        else:
+            kept = yield Sql(keep, (snapshot, doc, upto_seq), count=True)
+            if kept == 1:
+                yield Sql(fold, (doc, upto_seq))
+        if kept != 1:
+            raise StoreError(f"{doc!r} has no row with seq {upto_seq}")  # rolls back
+
+    async def put_documents(
+        self,
+        documents: Sequence[MovedDocument],
+        origin: str,
+        rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
+    ) -> list[int]:
+        """Write documents this store has never seen, in one transaction (see
+        :meth:`storage.base.Store.put_documents`)."""
+        moved = list(documents)
+        if len({d.doc for d in moved}) != len(moved):
+            raise StoreError("a document is listed twice")
+        for document in moved:
+            if not document.updates:
+                raise StoreError(f"{document.doc!r} has no update to store")
+            for data in document.updates:
+                self._check_text(data, document.doc, origin)
+            for entry in document.history:
+                self._check_text(b"", entry.origin)
+                if not isinstance(entry.created_at, float | int) or not isinstance(entry.size, int):
+                    raise TypeError("history times must be numbers and sizes integers")
+        check_feature_rows(rows, self._wedding_tables)
+        then = dialected(_moved_in(list(steps), list(rows)), self._gateway.sql)
+        return await self._in_a_transaction(_putting(self._moving(moved, origin), then))
+
+    def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
+        """The documents' history and updates, each with fresh seqs, refused if a document
+        has rows (in the store's dialect already); the updates' seqs."""
+        raise NotImplementedError
 
     async def delete(self, prefix: str) -> int:
         """Delete every document whose name starts with ``prefix`` (``""``: all of them)
@@ -180,3 +355,45 @@ class StoreQueries:
         where, params = self._starting_with(prefix)
         sql = f"SELECT DISTINCT doc FROM {{t}}updates WHERE {where} ORDER BY doc"
         return [str(doc) for (doc,) in await self._gateway.fetch(sql, *params)]
+
+
+def _putting(moving: Tx[list[int]], then: Tx[None]) -> Tx[list[int]]:
+    """``moving`` (the documents), then ``then``; the updates' seqs."""
+    written = yield from moving
+    yield from then
+    return written
+
+
+def _moved_in(steps: list[Tx[Any]], rows: list[FeatureRow]) -> Tx[None]:
+    """What :meth:`StoreQueries.put_documents` writes after the documents: the features'
+    steps, then their rows, each of which must go in."""
+    for step in steps:
+        yield from step
+    for row in rows:
+        columns = ", ".join(column for column, _ in row.values)
+        marks = ", ".join("?" * len(row.values))
+        insert = f"INSERT INTO {{t}}{row.table} ({columns}) VALUES ({marks})"  # noqa: S608
+        try:
+            yield Sql(insert, tuple(value for _, value in row.values))
+        except StoreError as exc:
+            failed = exc.__cause__  # the database's own error, as the backend's driver gives it
+            raise StoreError(f"a row for {row.table} cannot be stored: {failed}") from failed
+
+
+class _StoreSql:
+    """The store's side of :class:`storage.gateway.Gateway`: its dialect, its reading
+    connections, its held transactions and its write queue."""
+
+    def __init__(self, store: StoreQueries) -> None:
+        self._store = store
+        self.dialect: Dialect = store._dialect
+        self.prefix = store._table_prefix
+
+    async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._store._read(sql, *params)]
+
+    def transaction(self) -> AbstractAsyncContextManager[HeldRun]:
+        return self._store.held_transaction()
+
+    async def run(self, tx: Tx[_T], sql: Callable[[str], str]) -> _T:
+        return await self._store.run(dialected(tx, sql))

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import re
 import warnings
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
@@ -412,6 +412,12 @@ class Transaction(Protocol):
         ...
 
 
+HeldRun = Callable[[Tx[Any]], Awaitable[Any]]
+"""How a held transaction runs statements: a :data:`Tx` (in the store's dialect already)
+on the held connection, in one hop; its result, a database error raised as
+:class:`StoreError`."""
+
+
 class Backend(Protocol):
     """What a store offers the gateway (implemented in ``storage/`` only)."""
 
@@ -420,7 +426,7 @@ class Backend(Protocol):
 
     async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]: ...
 
-    def transaction(self) -> Any: ...
+    def transaction(self) -> AbstractAsyncContextManager[HeldRun]: ...
 
     async def run(self, tx: Tx[_R], sql: Callable[[str], str]) -> _R: ...
 
@@ -505,31 +511,36 @@ class Gateway:
 
     @asynccontextmanager
     async def _held(self) -> AsyncIterator[Transaction]:
-        async with self._backend.transaction() as tx:
-            yield _Dialected(tx, self)
+        async with self._backend.transaction() as run:
+            yield _Dialected(run, self)
 
 
 class _Dialected:
-    """A backend transaction taking ``?``/``{t}`` SQL."""
+    """A held transaction taking ``?``/``{t}`` SQL: each call is one step (:func:`statements`)
+    run on the held connection by the backend's ``run``."""
 
-    def __init__(self, tx: Any, gateway: Gateway) -> None:
-        self._tx = tx
+    def __init__(self, run: HeldRun, gateway: Gateway) -> None:
+        self._run = run
         self._gateway = gateway
 
+    async def _one(self, sql: str, params: Sequence[object], count: bool) -> Any:
+        [received] = await self._run(statements([(self._gateway.sql(sql), params)], count=count))
+        return received
+
     async def fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        rows: list[tuple[Any, ...]] = await self._tx.fetch(self._gateway.sql(sql), *params)
+        rows: list[tuple[Any, ...]] = await self._one(sql, params, False)
         return rows
 
     async def fetch_as(self, kind: Callable[..., _R], sql: str, *params: object) -> list[_R]:
         return [kind(*row) for row in await self.fetch(sql, *params)]
 
     async def execute(self, sql: str, *params: object) -> int:
-        count: int = await self._tx.execute(self._gateway.sql(sql), *params)
-        return count
+        return int(await self._one(sql, params, True))
 
     async def executemany(self, sql: str, params: Sequence[Sequence[object]]) -> None:
         if params:
-            await self._tx.executemany(self._gateway.sql(sql), params)
+            text = self._gateway.sql(sql)
+            await self._run(statements([(text, each) for each in params]))
 
     async def insert(self, row: FeatureRow) -> int:
         return await self.execute(insert_sql(row), *(value for _, value in row.values))

@@ -45,45 +45,38 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from ._group_commit import Appending, GroupCommitter, Part
+from ._group_commit import Appending, GroupCommitter, Part, handed_over
 from ._postgres_hosts import HostChooser, url_hosts
 from ._postgres_schema import (
     APPEND,
-    COMPACT,
     LOCK_CLASS,
     NEXT_SEQS,
     SCHEMA,
-    STORE_MIGRATIONS,
+    VERSIONS,
     check_text,
     keep_session,
-    tombstone_trigger,
-    upgrade,
 )
 from ._postgres_sql import (
     DB_ERRORS,
     Bounds,
     MovedRows,
-    PostgresSql,
-    PostgresTx,
     RolledBack,
     driver,
-    held_transaction,
     insert_features,
     run_steps,
     store_error,
 )
+from ._schema_versions import STORE_MIGRATIONS
 from ._store_queries import StoreQueries
 from .base import (
     FeatureRow,
     MovedDocument,
     NewUpdate,
-    Schema,
-    StoredLog,
     StoreError,
     check_feature_rows,
     recorded_tables,
 )
-from .gateway import Tx, each_in_a_savepoint
+from .gateway import HeldRun, Tx, each_in_a_savepoint
 
 if TYPE_CHECKING:
     from ._postgres_schema import Conn
@@ -115,6 +108,8 @@ class PostgresStore(StoreQueries):
     """
 
     _check_text = staticmethod(check_text)
+    _dialect = "postgres"
+    _versions = VERSIONS
 
     def __init__(
         self,
@@ -132,6 +127,7 @@ class PostgresStore(StoreQueries):
         self._dsn = dsn
         self._schema = schema
         self._s = '"' + schema.replace('"', '""') + '"'
+        self._table_prefix = f"{self._s}."
         self._where = f"PostgreSQL schema {schema!r}"  # never the DSN: it may hold a password
         self._pool_size = pool_size
         self._bounds = Bounds(
@@ -151,12 +147,6 @@ class PostgresStore(StoreQueries):
         self._commits = 0
         self._schemas: set[str] = set()
         self._wedding_tables: tuple[str, ...] = ()
-
-    @property
-    def commits(self) -> int:
-        """Write transactions this instance has committed (append batches, compactions,
-        deletions). Read-only; for tests and metrics, e.g. to see group commit at work."""
-        return self._commits
 
     async def open(self) -> None:
         """Connect, create the tables if needed and start the writer."""
@@ -192,8 +182,7 @@ class PostgresStore(StoreQueries):
                 self._lock_key = LOCK_CLASS << 32 | int(oid)
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
-                first = (SCHEMA,)
-                await upgrade(conn, self._s, "store", first, STORE_MIGRATIONS)
+                await driver(self._upgrading("store", (SCHEMA,), STORE_MIGRATIONS), self)(conn)
                 # Erase with each wedding the tables of every feature ever installed here.
                 for row in await conn.fetch(
                     f"SELECT wedding_tables FROM {self._s}.schema_versions"
@@ -201,8 +190,9 @@ class PostgresStore(StoreQueries):
                     self._add_wedding_tables(recorded_tables(str(row[0])))
         except BaseException as exc:
             pool.terminate()
-            if isinstance(exc, DB_ERRORS):
-                raise StoreError(f"cannot set up {self._where}: {exc}") from exc
+            failed = exc.__cause__ if isinstance(exc, StoreError) else exc  # a step's error
+            if isinstance(failed, DB_ERRORS):
+                raise StoreError(f"cannot set up {self._where}: {failed}") from failed
             raise
         self._pool = pool
         self._writer.start()
@@ -223,15 +213,6 @@ class PostgresStore(StoreQueries):
                 pool.terminate()  # the database does not answer: no goodbye
             except DB_ERRORS as exc:
                 raise StoreError(f"closing {self._where} failed: {exc}") from exc
-
-    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
-        """The document's log in seq order (up to ``upto``), or ``None`` if it has no rows."""
-        sql = f"SELECT seq, data FROM {self._s}.updates WHERE doc = $1 AND seq <= $2 ORDER BY seq"
-        rows = await self._fetch(sql, doc, 2**63 - 1 if upto is None else upto)
-        if not rows:
-            return None
-        updates = [bytes(row[1]) for row in rows]
-        return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
 
     async def append(
         self,
@@ -256,65 +237,16 @@ class PostgresStore(StoreQueries):
         check_feature_rows(rows, self._wedding_tables)
         return await self._writer.append(batch, steps, rows, first)
 
-    async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
-        """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
-
-        ``snapshot`` must hold the content of all those rows; history is left untouched.
-        Raises :class:`StoreError`, changing nothing, unless ``doc`` has a row ``upto_seq``.
-        """
-        check_text(snapshot, doc)
-
-        async def body(conn: Conn) -> int:
-            if await conn.fetchval(COMPACT.format(s=self._s), doc, upto_seq, snapshot) != 1:
-                raise StoreError(f"{doc!r} has no row with seq {upto_seq}")  # rolls back
-            return 0
-
-        await self._writer.write(body)
-
     async def scrub(self) -> bool:
         """Nothing to retry: deleted rows are invisible at once (see the module docstring)."""
         if self._pool is None:
             raise StoreError(f"{self._where} is not open")
         return True
 
-    async def put_documents(
-        self,
-        documents: Sequence[MovedDocument],
-        origin: str,
-        rows: Sequence[FeatureRow] = (),
-        steps: Sequence[Tx[Any]] = (),
-    ) -> list[int]:
-        """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.Store.put_documents`)."""
-        moved = MovedRows(documents, origin, steps, rows)
-        check_feature_rows(moved.rows, self._wedding_tables)
-
-        async def body(conn: Conn) -> list[int]:
-            return await moved.write(conn, self)
-
-        written: list[int] = await self._writer.write(body)
-        return written
+    def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
+        return MovedRows(moved, origin).write(self._s, self._where)
 
     # -- for features (storage.base.Schema) -------------------------------------------
-
-    async def install(self, schema: Schema) -> None:
-        if schema.name in self._schemas:
-            return
-        first = (*schema.postgres, *map(tombstone_trigger, schema.first_wedding_tables))
-
-        async def body(conn: Conn) -> None:
-            await upgrade(
-                conn, self._s, schema.name, first, schema.migrations, schema.wedding_tables
-            )
-
-        await self._writer.write(body)
-        self._schemas.add(schema.name)
-        gone = schema.renamed_from  # renamed: erased under their new names
-        self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
-        self._add_wedding_tables(schema.wedding_tables)
-
-    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
-        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
 
     @property
     def schema(self) -> str:
@@ -323,21 +255,13 @@ class PostgresStore(StoreQueries):
 
     async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         """Rows of one query on a pooled connection (committed data only)."""
-        return await self._fetch(sql, *args)
+        return await self._read(sql, *args)
 
     async def write(self, body: Callable[[Conn], Awaitable[_T]]) -> _T:
         """Run ``body`` in one committed transaction, in turn with the update commits
         (the store's advisory lock is held); a database error in it rolls everything back
         and becomes a :class:`StoreError`."""
         result: _T = await self._writer.write(body)
-        return result
-
-    async def run(self, tx: Tx[_T]) -> _T:
-        """Run a gateway transaction (in PostgreSQL's dialect already) on the writer's
-        connection, in one transaction with the others queued beside it, each in a
-        savepoint (:func:`storage.gateway.each_in_a_savepoint`); its result once
-        committed."""
-        result: _T = await self._writer.run(tx)
         return result
 
     async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
@@ -348,14 +272,20 @@ class PostgresStore(StoreQueries):
         )
         return outcomes
 
-    def sql_backend(self) -> PostgresSql:
-        """What :class:`storage.gateway.Gateway` runs its SQL through."""
-        return PostgresSql(self)
-
-    def held_transaction(self) -> AbstractAsyncContextManager[PostgresTx]:
+    def held_transaction(self) -> AbstractAsyncContextManager[HeldRun]:
         """A write transaction whose statements the caller sends one at a time (see
-        :meth:`storage.gateway.Gateway.transaction`)."""
-        return held_transaction(self)
+        :meth:`storage.gateway.Gateway.transaction`), on the writer's connection under the
+        store's advisory lock, in its turn in the writer's queue."""
+
+        async def start(entered: asyncio.Future[HeldRun], leave: asyncio.Future[bool]) -> None:
+            async def hold(conn: Conn) -> None:
+                entered.set_result(lambda tx: driver(tx, self)(conn))
+                if not await leave:
+                    raise RolledBack
+
+            await self._writer.write(hold)
+
+        return handed_over(start)
 
     @property
     def where(self) -> str:
@@ -364,7 +294,11 @@ class PostgresStore(StoreQueries):
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        result: _T = await self._writer.write(driver(tx, self))
+        return result
+
+    async def _read(self, sql: str, *args: object) -> list[asyncpg.Record]:
         pool = self._pool
         if pool is None:
             raise StoreError(f"{self._where} is not open")

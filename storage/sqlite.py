@@ -31,39 +31,30 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ._group_commit import GroupCommitter
+from ._group_commit import GroupCommitter, handed_over
+from ._schema_versions import STORE_MIGRATIONS
 from ._sqlite_readers import ReadPool, default_read_connections
 from ._sqlite_schema import (
+    SCHEMA,
+    VERSIONS,
     Body,
     check_text,
     checkpoint,
     commits_on_loop,
     connect_writer,
-    moved_documents,
-    tombstone_trigger,
-    upgrade,
 )
-from ._sqlite_sql import (
-    Outside,
-    SqliteSql,
-    SqliteTx,
-    driver,
-    held_transaction,
-    put_documents,
-)
+from ._sqlite_sql import Held, Outside, adding_columns, driver, moving
 from ._sqlite_writes import SqliteWrites
 from ._store_queries import StoreQueries
 from .base import (
     FeatureRow,
     MovedDocument,
     NewUpdate,
-    Schema,
-    StoredLog,
     StoreError,
     check_feature_rows,
     recorded_tables,
 )
-from .gateway import Tx, each_in_a_savepoint
+from .gateway import HeldRun, Tx, each_in_a_savepoint
 
 __all__ = [
     "SqliteStore",
@@ -97,6 +88,9 @@ class SqliteStore(SqliteWrites, StoreQueries):
     """
 
     _check_text = staticmethod(check_text)
+    _dialect = "sqlite"
+    _versions = VERSIONS
+    _table_prefix = ""
 
     def __init__(
         self,
@@ -145,12 +139,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
         return self._path
 
     @property
-    def commits(self) -> int:
-        """Write transactions this instance has committed (append batches, compactions,
-        deletions). Read-only; for tests and metrics, e.g. to see group commit at work."""
-        return self._commits
-
-    @property
     def commits_on_loop(self) -> bool:
         """Whether the shared transactions run on the event loop's thread (once open)."""
         return self._on_loop
@@ -172,9 +160,7 @@ class SqliteStore(SqliteWrites, StoreQueries):
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             loop = asyncio.get_running_loop()
-            write_db = await loop.run_in_executor(
-                thread, connect_writer, self._path, self._busy_timeout, self._synchronous
-            )
+            write_db = await loop.run_in_executor(thread, connect_writer, *self._writer_args())
         except (OSError, sqlite3.Error) as exc:
             thread.shutdown()
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
@@ -195,10 +181,20 @@ class SqliteStore(SqliteWrites, StoreQueries):
             await self.close()
             raise
 
+    def _writer_args(self) -> tuple[Path, float, str, Body[None]]:
+        """What :func:`~storage._sqlite_schema.connect_writer` is given: the store's own
+        schema brought to its newest version when the file opens."""
+
+        def set_up(db: sqlite3.Connection) -> None:
+            tx = self._upgrading("store", SCHEMA, STORE_MIGRATIONS, added=adding_columns())
+            driver(tx, self._path)(db)
+
+        return self._path, self._busy_timeout, self._synchronous, set_up
+
     def _open_inline(self) -> None:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            write_db = connect_writer(self._path, self._busy_timeout, self._synchronous)
+            write_db = connect_writer(*self._writer_args())
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open {self._path}: {exc}") from exc
         try:
@@ -217,9 +213,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
         """Erase with each wedding the tables of every feature this file ever installed."""
         for (tables,) in await self._read("SELECT wedding_tables FROM schema_versions"):
             self._add_wedding_tables(recorded_tables(str(tables)))
-
-    def _add_wedding_tables(self, tables: Sequence[str]) -> None:
-        self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
 
     async def close(self) -> None:
         """Commit every append already queued, stop the writer and close the file.
@@ -246,15 +239,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
             if thread is not None:
                 thread.shutdown(wait=False)
 
-    async def load(self, doc: str, *, upto: int | None = None) -> StoredLog | None:
-        """The document's log in seq order (up to ``upto``), or ``None`` if it has no rows."""
-        sql = "SELECT seq, data FROM updates WHERE doc = ? AND seq <= ? ORDER BY seq"
-        rows = await self._read(sql, doc, 2**63 - 1 if upto is None else upto)
-        if not rows:
-            return None
-        updates = [bytes(data) for _, data in rows]
-        return StoredLog(updates=updates, last_seq=rows[-1][0], first_seq=rows[0][0])
-
     async def append(
         self,
         updates: Sequence[NewUpdate],
@@ -279,25 +263,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
         check_feature_rows(rows, self._wedding_tables)
         return await self._writer.append(batch, steps, rows, first)
 
-    async def compact(self, doc: str, upto_seq: int, snapshot: bytes) -> None:
-        """Replace the rows of ``doc`` up to ``upto_seq`` by ``snapshot``, keeping that seq.
-
-        ``snapshot`` must hold the content of all those rows; history is left untouched.
-        Raises :class:`StoreError`, changing nothing, unless ``doc`` has a row ``upto_seq``.
-        """
-        check_text(snapshot, doc)
-
-        def body(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
-                "UPDATE updates SET data = ? WHERE doc = ? AND seq = ?", (snapshot, doc, upto_seq)
-            )
-            if cursor.rowcount != 1:
-                raise StoreError(f"{doc!r} has no row with seq {upto_seq}")
-            db.execute("DELETE FROM updates WHERE doc = ? AND seq < ?", (doc, upto_seq))
-            return 0
-
-        await self._writer.write(body)
-
     async def scrub(self) -> bool:
         """Checkpoint the write-ahead log into the database file and truncate it; whether
         that finished (it cannot while another process reads an older snapshot)."""
@@ -309,38 +274,10 @@ class SqliteStore(SqliteWrites, StoreQueries):
         )
         return scrubbed
 
-    async def put_documents(
-        self,
-        documents: Sequence[MovedDocument],
-        origin: str,
-        rows: Sequence[FeatureRow] = (),
-        steps: Sequence[Tx[Any]] = (),
-    ) -> list[int]:
-        """Write documents this store has never seen, in one transaction (see
-        :meth:`storage.base.Store.put_documents`)."""
-        moved = moved_documents(documents, origin)
-        check_feature_rows(rows, self._wedding_tables)
-        written: list[int] = await self._writer.write(
-            lambda db: put_documents(db, moved, origin, steps, rows, self._path)
-        )
-        return written
+    def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
+        return moving(moved, origin, self._path)
 
     # -- for features (storage.base.Schema) -------------------------------------------
-
-    async def install(self, schema: Schema) -> None:
-        if schema.name in self._schemas:
-            return
-        first = (*schema.sqlite, *map(tombstone_trigger, schema.first_wedding_tables))
-
-        def body(db: sqlite3.Connection) -> None:
-            migrations = [(m.version, m.sqlite) for m in schema.migrations]
-            upgrade(db, schema.name, first, migrations, schema.wedding_tables)
-
-        await self._writer.write(body)
-        self._schemas.add(schema.name)
-        gone = schema.renamed_from  # renamed: erased under their new names
-        self._wedding_tables = tuple(t for t in self._wedding_tables if t not in gone)
-        self._add_wedding_tables(schema.wedding_tables)
 
     async def read(self, sql: str, *params: Any) -> list[Any]:
         """Rows of one query on a reading connection: every commit acknowledged before
@@ -354,13 +291,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
         result: _T = await self._writer.write(body)
         return result
 
-    async def run(self, tx: Tx[_T]) -> _T:
-        """Run a gateway transaction (in SQLite's dialect already) on the write connection, in
-        one transaction with the others queued beside it, each in a savepoint
-        (:func:`storage.gateway.each_in_a_savepoint`); its result once committed."""
-        result: _T = await self._writer.run(tx)
-        return result
-
     async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
         if len(txs) == 1:  # no savepoint needed: its failure rolls back the transaction
             return [(True, await self._transaction(driver(txs[0], self._path), shared=True))]
@@ -369,16 +299,34 @@ class SqliteStore(SqliteWrites, StoreQueries):
         )
         return outcomes
 
-    def sql_backend(self) -> SqliteSql:
-        """What :class:`storage.gateway.Gateway` runs its SQL through."""
-        return SqliteSql(self)
-
-    def held_transaction(self) -> AbstractAsyncContextManager[SqliteTx]:
+    def held_transaction(self) -> AbstractAsyncContextManager[HeldRun]:
         """A write transaction whose statements the caller sends one at a time (see
-        :meth:`storage.gateway.Gateway.transaction`)."""
-        return held_transaction(self)
+        :meth:`storage.gateway.Gateway.transaction`), on the writer thread and connection,
+        in its turn in the writer's queue (the update commits wait for it)."""
+
+        async def start(entered: asyncio.Future[HeldRun], leave: asyncio.Future[bool]) -> None:
+            async def hold(db: sqlite3.Connection) -> None:
+                await self.on_writer(db.execute, "BEGIN IMMEDIATE")
+                try:
+                    entered.set_result(lambda tx: self.on_writer(driver(tx, self._path), db))
+                    commit = await leave
+                except BaseException:
+                    commit = False
+                    raise
+                finally:
+                    if not commit and db.in_transaction:
+                        await self.on_writer(db.rollback)
+                await self.on_writer(db.execute, "COMMIT")
+
+            await self._writer.write(Held(hold))
+
+        return handed_over(start)
 
     # -- internals ---------------------------------------------------------------------
+
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        result: _T = await self._writer.write(driver(tx, self._path))
+        return result
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
         inline_db, readers = self._inline_db, self._readers

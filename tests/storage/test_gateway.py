@@ -291,6 +291,41 @@ async def test_the_deprecated_held_transaction_warns_and_still_takes_its_turn(
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(60)
+async def test_the_deprecated_held_transaction_counts_fails_and_rolls_back(
+    store: DocumentStore,
+) -> None:
+    """Each call of a held transaction is one statement on the writer's connection (the
+    backends' ordinary driver): ``execute`` says how many rows it touched,
+    ``executemany`` runs once per tuple, ``run`` runs a feature's steps, a database error
+    is a :class:`StoreError`, and an error leaving the block rolls back all it did."""
+    gateway = await _gateway(store)
+    with pytest.warns(DeprecationWarning):
+        held = gateway.transaction()
+    async with held as tx:
+        many = [("w1", f"n{i}", "many", 1.0) for i in range(3)]
+        await tx.executemany(
+            "INSERT INTO {t}gw_notes (wedding, id, body, at) VALUES (?, ?, ?, ?)", many
+        )
+        assert await tx.execute("UPDATE {t}gw_notes SET n = n + 1 WHERE body = ?", "many") == 3
+        assert await tx.run(inserting(note("w1", "ran", "by a step"))) == 1
+    assert len(await gateway.fetch("SELECT id FROM {t}gw_notes")) == 4
+    with pytest.warns(DeprecationWarning):
+        held = gateway.transaction()
+    with pytest.raises(StoreError):
+        async with held as tx:
+            assert await tx.execute("DELETE FROM {t}gw_notes") == 4
+            await tx.execute("INSERT INTO {t}no_such_table (x) VALUES (?)", 1)
+    with pytest.warns(DeprecationWarning):
+        held = gateway.transaction()
+    with pytest.raises(RuntimeError, match="owner"):
+        async with held as tx:
+            assert await tx.execute("DELETE FROM {t}gw_notes") == 4
+            raise RuntimeError("the owner gave up")
+    assert len(await gateway.fetch("SELECT id FROM {t}gw_notes")) == 4
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
 async def test_appends_and_transactions_queued_together_share_one_commit(
     store: DocumentStore,
 ) -> None:
