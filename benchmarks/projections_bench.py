@@ -31,6 +31,8 @@ from crdt_server.codec.updates import inspect_update
 from crdt_server.core.hooks import Core, Hooks, Sender
 from crdt_server.core.weddings import WeddingService
 from crdt_server.documents.domain import WEDDINGS
+from crdt_server.features import install_tables
+from crdt_server.features.projections import FEATURE as PROJECTIONS
 from crdt_server.features.projections import Projections
 from crdt_server.testing.inprocess import in_process_server
 
@@ -72,6 +74,7 @@ async def run(mode: str, guests: int, count: int) -> tuple[float, float, int]:
     """(CPU seconds, wall seconds, projection rounds) for ``count`` updates."""
     hooks = Hooks()
     async with in_process_server(hooks=hooks) as server:
+        await install_tables(server.store, [PROJECTIONS])
         weddings = WeddingService(server.registry, server.store, WEDDINGS)
         core = Core(server.settings, server.store, server.registry, weddings)
         projections = Projections(core)

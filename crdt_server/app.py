@@ -62,6 +62,7 @@ from crdt_server.features import (
     delays,
     emergencies,
     events,
+    install_tables,
     integrations,
     invitations,
     notes,
@@ -366,6 +367,9 @@ def create_app(
         known = frozenset(kind for feature in features for kind in feature.bus)
         built = Built(core, revocations, features)
         try:
+            # Every feature's tables before any build: a build may read them (a kept key),
+            # and an extension's start only starts its background work.
+            await install_tables(the_store, features)
             for feature in features:
                 await built.build(feature)
         except BaseException:  # a build that asks for a feature it does not declare

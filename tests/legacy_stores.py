@@ -24,6 +24,10 @@ import msgspec
 from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
+from crdt_server.features import install_tables
+from crdt_server.features import integrations as integrations_feature
+from crdt_server.features import versions as versions_feature
+from crdt_server.features import webhooks as webhooks_feature
 from crdt_server.features.events import add_events, last_event_seq, read_events, store_events
 from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.features.events.tables import put_ticket, take_ticket
@@ -157,8 +161,8 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
     await threads.run(notes())
 
     # Webhooks: an endpoint (its cursor is the wedding's last event seq) and deliveries.
+    await install_tables(store, [webhooks_feature.FEATURE])
     tables = WebhookTables(store)
-    await tables.install()
     endpoints = WebhookEndpoints(tables, lambda: None)
     endpoint, _, _ = await endpoints.create(
         WEDDING, "https://hooks.example.com/in", ["guest.*"], "guests", creator="ada"
@@ -180,8 +184,8 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
     )
 
     # Integrations: an inbound source with a delivery seen, a feed token and feed items.
+    await install_tables(store, [integrations_feature.FEATURE])
     rows = IntegrationStore(store)
-    await rows.install()
     await rows.add_source(InboundSource(WEDDING, "crm", "s3cret", '{"guests":"write"}', now, "ada"))
     assert await rows.claim(WEDDING, "crm", "msg-1", now) is None
     await rows.finish(WEDDING, "crm", "msg-1", '{"status":200}')
@@ -189,8 +193,8 @@ async def fill(store: DocumentStore) -> dict[str, Any]:
     await rows.reconcile(WEDDING, FINGERPRINTS, now)
 
     # Versions: a restore point of the guest list.
+    await install_tables(store, [versions_feature.FEATURE])
     versions = VersionStore(store)
-    await versions.install()
     point = VersionPoint(guests, seqs[1], now, (Actor("ada", "planner"),))
     await versions.add(WEDDING, point, snapshot.get_update())
     return {"now": now, "endpoint": endpoint.id, "guests_seq": seqs[1]}
@@ -284,10 +288,10 @@ async def served(store: DocumentStore, facts: dict[str, Any]) -> dict[str, Any]:
     out["token_wedding"] = await rows.token_wedding("cal-digest")
     out["feed"] = _plain(await rows.reconcile(WEDDING, FINGERPRINTS, now))
 
-    versions = VersionStore(store)
     # Its restore points are read once its schema is installed, as a server does at start
     # (version 2 adds what changed since the point before).
-    await versions.install()
+    await install_tables(store, [versions_feature.FEATURE])
+    versions = VersionStore(store)
     out["points"] = _plain([_pairs(p) for p in await versions.points(guests)])
     state = await versions.state(guests, 10**6)
     out["state"] = _plain(None if state is None else [state.seq, state.data])

@@ -49,7 +49,14 @@ from crdt_server.core.watchdog import tick_seconds
 from crdt_server.edge.demo import with_demo
 from crdt_server.edge.links import public_url_missing, server_url
 from crdt_server.edge.supervisor import Supervisor
-from crdt_server.features import Command, Feature, commands_of, event_namespaces_of, fragments_of
+from crdt_server.features import (
+    Command,
+    Feature,
+    commands_of,
+    event_namespaces_of,
+    fragments_of,
+    schemas_of,
+)
 from crdt_server.placement import ALONE, Placement
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import Settings, SettingsError
@@ -163,7 +170,7 @@ def _parser(features: Sequence[Feature] = FEATURES) -> argparse.ArgumentParser:
 FRAGMENTS = fragments_of(FEATURES)
 """The settings fragments of the features the server runs (``Settings.from_env`` fills
 them)."""
-SCHEMAS = (*CORE_SCHEMAS, *(schema for feature in FEATURES for schema in feature.schemas))
+SCHEMAS = (*CORE_SCHEMAS, *schemas_of(FEATURES))
 """The core's and every feature's tables: what ``restore`` and ``check`` expect, whose
 versions a store must not hold newer than (``serve`` and every command that opens a store)."""
 

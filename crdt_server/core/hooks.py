@@ -199,8 +199,9 @@ class Extension:
         return ()
 
     async def start(self, core: Core) -> None:
-        """The server is starting: the store is open and the registry built; keep what is
-        needed from ``core``. Raising aborts the start."""
+        """The server is starting: start the extension's background work (a loop, a
+        sweep). Its tables are installed and what it uses was given to its constructor,
+        before this. Raising aborts the start."""
 
     async def close(self) -> None:
         """The server is stopping: finish or flush what is in flight."""

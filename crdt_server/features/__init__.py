@@ -2,8 +2,8 @@
 
 A feature brings everything it needs in that value: the extensions it plugs into the core's
 hooks (:mod:`crdt_server.core.hooks`), its HTTP routes (declared next to their handlers with
-:class:`~crdt_server.edge.routing.ApiRoute`), its tables (schemas installed through the SQL
-gateway by its extension when it starts), its section of the wedding export, the bus
+:class:`~crdt_server.edge.routing.ApiRoute`), its tables (schemas the server installs through
+the SQL gateway before any feature is built), its section of the wedding export, the bus
 message types its extensions handle, the data commands' view of its tables, its settings
 fragment (a frozen dataclass whose fields are ``CRDT_SERVER_*`` variables, read with
 ``settings.fragment(Kind)``), its subcommands of ``crdt-server`` and its capabilities (the
@@ -25,8 +25,9 @@ types), ``export.py`` (its section of the wedding export) and ``commands.py`` (i
 ``crdt-server`` subcommands). A role too big for one module is split as ``ROLE_PART.py``
 (``extension_mail.py``, ``routes_calendar.py``).
 
-Features are built in the list's order, once the store is open and the core (the registry,
-the documents service) exists: a feature's ``build`` gives its extensions, in their
+Features are built in the list's order, once the store is open with every running feature's
+tables installed (:func:`install_tables`) and the core (the registry, the documents service)
+exists: a feature's ``build`` may read its tables, gives its extensions, in their
 constructors, what they use (:attr:`Built.core`, another feature's extension), and their
 ``start`` only starts their background work. A feature whose extension needs another's
 (threads need the event log) declares it (``Feature(needs=("events", ...))``) and asks
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
     from crdt_server.features.jobs import JobKind
     from crdt_server.settings import Settings
-    from crdt_server.storage import Schema
+    from crdt_server.storage import DocumentStore, Schema
     from crdt_server.tools.export import Section
 
 __all__ = [
@@ -72,6 +73,8 @@ __all__ = [
     "job_kinds_of",
     "moved_names",
     "fragments_of",
+    "install_tables",
+    "schemas_of",
 ]
 
 ROLES = (
@@ -211,14 +214,17 @@ class Feature:
     name: str
     build: Callable[[Built], Sequence[Extension] | Awaitable[Sequence[Extension]]]
     """The feature's extensions for one server (called once per app start, in list order,
-    with the store open and the core built: :attr:`Built.core`). A coroutine function
-    when it reads the store first (a key its extension is given)."""
+    with the store open, its :attr:`schemas` installed and the core built:
+    :attr:`Built.core`). A coroutine function when it reads the store first (a key its
+    extension is given)."""
     routes: Callable[[], Sequence[ApiRoute]] = _no_routes
     """Its HTTP routes (a function: route modules import the edge, which must not load
     when only the tables are wanted)."""
     schemas: Sequence[Schema] = ()
-    """Its tables, as installed by its extension at start: the data commands (restore,
-    check) and the schema listing know them from here."""
+    """Its tables (with those of another feature it reads and may run without), installed
+    in order when the server starts, before any feature's ``build``
+    (:func:`install_tables`): the data commands (restore, check) and the schema listing
+    know them from here too."""
     export: Sequence[Section] = ()
     """Its sections of the wedding export (``GET /export``, ``crdt-server export``)."""
     bus: frozenset[str] = field(default_factory=frozenset)
@@ -246,6 +252,24 @@ class Feature:
     needs: tuple[str, ...] = ()
     """The features (by name) whose extensions its ``build`` takes with
     :meth:`Built.get`: each must come before it in the list (:func:`assembled`)."""
+
+
+def schemas_of(features: Iterable[Feature]) -> tuple[Schema, ...]:
+    """The schemas of ``features`` in order, each once (by name; a feature may list
+    another's that it reads)."""
+    found: dict[str, Schema] = {}
+    for feature in features:
+        for schema in feature.schemas:
+            found.setdefault(schema.name, schema)
+    return tuple(found.values())
+
+
+async def install_tables(store: DocumentStore, features: Iterable[Feature]) -> None:
+    """Install the tables of ``features`` in ``store`` (:func:`schemas_of`, in order): what
+    the server does once its store is open, before any feature's ``build``; a test or a
+    tool that drives a feature's extension or tables without a server does the same."""
+    for schema in schemas_of(features):
+        await store.install(schema)
 
 
 def event_namespaces_of(features: Iterable[Feature]) -> tuple[str, ...]:

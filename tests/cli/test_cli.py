@@ -1084,8 +1084,9 @@ LEGACY = ROOT / "tests" / "fixtures" / "legacy"
 def _schemas() -> list[Schema]:
     """The core's and every feature's tables, as ``crdt-server`` passes them."""
     from crdt_server.app import CORE_SCHEMAS, FEATURES
+    from crdt_server.features import schemas_of
 
-    return [*CORE_SCHEMAS, *(s for f in FEATURES for s in f.schemas)]
+    return [*CORE_SCHEMAS, *schemas_of(FEATURES)]
 
 
 def _declared_versions() -> dict[str, int]:

@@ -18,7 +18,7 @@ from pycrdt import Doc
 from crdt_server import clock
 from crdt_server.app import CORE_SCHEMAS, EVENT_TABLES, FEATURES
 from crdt_server.documents import apply_operation, seed
-from crdt_server.features import event_namespaces_of
+from crdt_server.features import event_namespaces_of, schemas_of
 from crdt_server.storage import NewUpdate, Schema, SqliteStore
 from crdt_server.tools import commands as data_commands
 from crdt_server.tools.commands import ToolError
@@ -32,7 +32,7 @@ LATE_EVENING = datetime(2026, 6, 12, 23, 30, tzinfo=UTC)
 
 
 def _schemas() -> list[Schema]:
-    return [*CORE_SCHEMAS, *(s for f in FEATURES for s in f.schemas)]
+    return [*CORE_SCHEMAS, *schemas_of(FEATURES)]
 
 
 def _timeline(wedding: str, day: str, zone: str | None) -> bytes:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,9 @@ from crdt_server.cluster.messages import (
     to_event,
 )
 from crdt_server.cluster.redis_bus import RedisBus
+from crdt_server.core.hooks import Core
+from crdt_server.core.weddings import WeddingService
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.errors import ProtocolError
 from crdt_server.features.conflicts.extension_concurrent import _Note, _Notes
 from crdt_server.features.events.extension import EventsStored
@@ -48,6 +52,7 @@ from crdt_server.features.presence.domain_bus import PresenceQuery as _Query
 from crdt_server.features.presence.domain_bus import Seen as _Seen
 from crdt_server.features.presence.domain_bus import State as _State
 from crdt_server.features.presence.extension import PresenceDirectory
+from crdt_server.testing.inprocess import in_process_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bus" / "previous_release.json"
 PROCESS = "3f2a9c0d1e4b4a5f8c7d6e5f4a3b2c1d"
@@ -279,24 +284,33 @@ def test_a_malformed_message_or_entry_is_dropped_not_raised() -> None:
         UpdatesMessage.decode(PREVIOUS["updates"][1][:-1])  # the last update cut short
 
 
+@asynccontextmanager
+async def _directory() -> AsyncIterator[PresenceDirectory]:
+    """A presence directory of an in-process server (its core: the rooms, the bus)."""
+    async with in_process_server() as server:
+        weddings = WeddingService(server.registry, server.store, WEDDINGS)
+        yield PresenceDirectory(Core(server.settings, server.store, server.registry, weddings))
+
+
 @pytest.mark.timeout(10)
-def test_presence_heard_from_a_previous_release_process_is_served() -> None:
+@pytest.mark.asyncio
+async def test_presence_heard_from_a_previous_release_process_is_served() -> None:
     """The presence directory takes the previous release's message as it always did."""
-    directory = PresenceDirectory()
-    directory.on_bus_event(json.loads(PREVIOUS["presence"][1]))
-    seen = directory.presence("w42", {"guests", "seating"})
-    assert [(p.doc, p.user_id, p.connections) for p in seen] == [
-        ("guests", "u1", 2),
-        ("seating", "u2", 1),
-    ]
-    # what it does not send (their presence state) is as if they said nothing
-    assert [(p.section, p.typing) for p in seen] == [(None, False), (None, False)]
-    directory.on_bus_event(json.loads(PREVIOUS["presence_empty"][1]))
-    gone = directory.presence("w42", {"guests", "seating"})
-    assert [(p.user_id, p.status, p.connections) for p in gone] == [
-        ("u1", "offline", 0),
-        ("u2", "offline", 0),
-    ]
+    async with _directory() as directory:
+        directory.on_bus_event(json.loads(PREVIOUS["presence"][1]))
+        seen = directory.presence("w42", {"guests", "seating"})
+        assert [(p.doc, p.user_id, p.connections) for p in seen] == [
+            ("guests", "u1", 2),
+            ("seating", "u2", 1),
+        ]
+        # what it does not send (their presence state) is as if they said nothing
+        assert [(p.section, p.typing) for p in seen] == [(None, False), (None, False)]
+        directory.on_bus_event(json.loads(PREVIOUS["presence_empty"][1]))
+        gone = directory.presence("w42", {"guests", "seating"})
+        assert [(p.user_id, p.status, p.connections) for p in gone] == [
+            ("u1", "offline", 0),
+            ("u2", "offline", 0),
+        ]
 
 
 STATES = [
@@ -337,18 +351,20 @@ def test_a_presence_message_with_states_is_read_by_the_previous_releases() -> No
     assert [_State.from_bus(raw) for raw in presence.states] == STATES
 
 
-def test_presence_states_heard_from_another_process_are_served() -> None:
-    directory = PresenceDirectory()
-    sent = to_event(_Presence("w42", list(SEEN), list(STATES)))
-    directory.on_bus_event(json.loads(json.dumps(sent | {"origin": PROCESS})))
-    got = {p.user_id: p for p in directory.presence("w42", {"guests", "seating"})}
-    assert (got["u1"].status, got["u1"].section, got["u1"].typing) == ("busy", "menu", False)
-    assert (got["u2"].section, got["u2"].typing) == (None, True)
-    # a bad state is dropped, not the message
-    bad = sent | {"origin": PROCESS, "states": [["guests", "u1", "x"], ["attic", "u2", 1.0]]}
-    directory.on_bus_event(json.loads(json.dumps(bad)))
-    got = {p.user_id: p for p in directory.presence("w42", {"guests", "seating"})}
-    assert got["u1"].section is None and got["u2"].connections == 1
+@pytest.mark.timeout(10)
+@pytest.mark.asyncio
+async def test_presence_states_heard_from_another_process_are_served() -> None:
+    async with _directory() as directory:
+        sent = to_event(_Presence("w42", list(SEEN), list(STATES)))
+        directory.on_bus_event(json.loads(json.dumps(sent | {"origin": PROCESS})))
+        got = {p.user_id: p for p in directory.presence("w42", {"guests", "seating"})}
+        assert (got["u1"].status, got["u1"].section, got["u1"].typing) == ("busy", "menu", False)
+        assert (got["u2"].section, got["u2"].typing) == (None, True)
+        # a bad state is dropped, not the message
+        bad = sent | {"origin": PROCESS, "states": [["guests", "u1", "x"], ["attic", "u2", 1.0]]}
+        directory.on_bus_event(json.loads(json.dumps(bad)))
+        got = {p.user_id: p for p in directory.presence("w42", {"guests", "seating"})}
+        assert got["u1"].section is None and got["u2"].connections == 1
 
 
 class _Heard:

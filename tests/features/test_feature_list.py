@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from crdt_server.app import FEATURES, create_app
+from crdt_server.app import CORE_SCHEMAS, FEATURES, create_app
 from crdt_server.cli import _parser as cli_parser
 from crdt_server.features import (
     Built,
@@ -30,6 +30,7 @@ from crdt_server.features import (
     UndeclaredNeed,
     assembled,
     fragments_of,
+    schemas_of,
 )
 from crdt_server.features import events as events_feature
 from crdt_server.features import notifications as notifications_feature
@@ -38,6 +39,7 @@ from crdt_server.features import threads as threads_feature
 from crdt_server.features.events import EventLog
 from crdt_server.features.webhooks.settings import WebhookSettings
 from crdt_server.settings import Settings, variables
+from crdt_server.storage import Gateway, Table, schema_of
 from crdt_server.testing.tokens import TokenMinter
 from tests.project.test_docs import _generator as reference_generator
 
@@ -152,6 +154,48 @@ async def test_a_build_that_takes_a_feature_it_does_not_declare_stops_the_start(
     app = create_app(settings_in(tmp_path), features=declared)
     async with app.router.lifespan_context(app):
         pass
+
+
+@pytest.mark.asyncio
+async def test_a_started_server_has_installed_its_features_schemas_and_no_other(
+    tmp_path: Path,
+) -> None:
+    """Every table a running server made is one its features declare (``schemas``: what
+    the data commands and the schema listing know), each of those is there, and nothing
+    installs one beside them: an extension that installed an undeclared table at start
+    (or in ``build``) would add a row to ``schema_versions``."""
+    app = create_app(settings_in(tmp_path))
+    async with app.router.lifespan_context(app):
+        with sqlite3.connect(tmp_path / "crdt.sqlite3") as conn:
+            rows = conn.execute("SELECT name FROM schema_versions").fetchall()
+    declared = {schema.name for schema in (*CORE_SCHEMAS, *schemas_of(FEATURES))}
+    assert {str(name) for (name,) in rows} == declared | {"store"}
+    # A schema two features list (one reads the other's tables) is one and the same.
+    once = {schema.name: schema for schema in schemas_of(FEATURES)}
+    assert all(once[schema.name] is schema for f in FEATURES for schema in f.schemas)
+
+
+KEPT = schema_of(
+    "kept", Table("kept_keys", "(id {int} PRIMARY KEY, key {text} NOT NULL)", wedding=False)
+)
+
+
+@pytest.mark.asyncio
+async def test_a_build_finds_its_feature_s_tables_installed(tmp_path: Path) -> None:
+    """The features' tables are installed before any ``build``: one that reads a key kept
+    in its own table (as the push and RSVP features do) finds the table there."""
+    read: list[int] = []
+
+    async def build(built: Built) -> list[Any]:
+        gateway = Gateway.of(built.core.store)
+        read.append(len(await gateway.fetch("SELECT key FROM {t}kept_keys")))
+        return []
+
+    features = (events_feature.FEATURE, Feature("kept", build, schemas=(KEPT,)))
+    app = create_app(settings_in(tmp_path), features=features)
+    async with app.router.lifespan_context(app):
+        pass
+    assert read == [0]
 
 
 @pytest.mark.asyncio

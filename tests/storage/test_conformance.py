@@ -1145,10 +1145,12 @@ async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     store: DocumentStore, open_store: OpenStore
 ) -> None:
     from crdt_server.actor import Actor
+    from crdt_server.features import install_tables
+    from crdt_server.features import versions as versions_feature
     from crdt_server.features.versions.tables import VersionPoint, VersionStore
 
+    await install_tables(store, [versions_feature.FEATURE])
     versions = VersionStore(store)
-    await versions.install()
     updates = text_updates("a", "b", "c")
     seqs = await store.append(
         [NewUpdate("w_1/guests", u, "c1", sub="ada", role="planner") for u in updates]
@@ -1179,6 +1181,7 @@ async def test_restore_points_outlive_compaction_and_go_with_their_wedding(
     await store.erase_wedding("w_1")
     assert await versions.points("w_1/guests") == []
     await store.close()
-    reopened = VersionStore(await open_store())
-    await reopened.install()
+    again = await open_store()
+    await install_tables(again, [versions_feature.FEATURE])
+    reopened = VersionStore(again)
     assert [p.seq for p in await reopened.points("w_2/guests")] == [7]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from crdt_server.app import FEATURES
+from crdt_server.features import install_tables
 from crdt_server.storage import DocumentStore, Gateway, PostgresStore, SqliteStore
 from tests.legacy_stores import served
 
@@ -41,9 +42,7 @@ async def _serves_as_before(
     await store.open()
     try:
         if again:
-            for feature in FEATURES:
-                for schema in feature.schemas:
-                    await store.install(schema)
+            await install_tables(store, FEATURES)
             versions = await Gateway.of(store).fetch("SELECT name, version FROM {t}schema_versions")
             expected_versions = {
                 "people": 4,

@@ -7,6 +7,8 @@ import asyncio
 
 import pytest
 
+from crdt_server.features import install_tables
+from crdt_server.features import projections as projections_feature
 from crdt_server.features.projections.tables import ProjectionClients
 from crdt_server.storage import DocumentStore
 from tests.storage.conftest import OpenStore
@@ -16,10 +18,10 @@ from tests.storage.conftest import OpenStore
 async def test_a_projection_keeps_one_client_id_until_its_wedding_is_erased(
     store: DocumentStore, open_store: OpenStore
 ) -> None:
-    one = ProjectionClients(store)
-    await one.install()
-    two = ProjectionClients(await open_store())
-    await two.install()
+    other = await open_store()
+    for each in (store, other):
+        await install_tables(each, [projections_feature.FEATURE])
+    one, two = ProjectionClients(store), ProjectionClients(other)
     assert await one.get("w1/guests@vendor") is None
     first, second = await asyncio.gather(
         one.claim("w1/guests@vendor", "w1"), two.claim("w1/guests@vendor", "w1")

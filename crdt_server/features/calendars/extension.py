@@ -55,7 +55,6 @@ from crdt_server.features.calendars.domain import (
 from crdt_server.features.calendars.settings import CalendarSettings
 from crdt_server.features.calendars.tables import (
     CALENDAR_COLUMNS,
-    SCHEMA,
     CalendarRow,
     EventRow,
     claim,
@@ -115,7 +114,6 @@ class CalendarSync(Extension):
     # -- hooks ---------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)
         ring = self.settings.key_ring
         if ring is not None:
             moved = await self.rekey(ring)

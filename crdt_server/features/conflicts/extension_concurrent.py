@@ -196,9 +196,6 @@ class ConcurrentEdits(Extension):
         here (those come with their events): recorded or closed by another process, found
         in another's content, erased."""
 
-    async def start(self, core: Core) -> None:
-        await self.table.install()
-
     async def on_load(self, room: RoomView) -> None:
         if room.kind in DOCUMENT_KINDS:
             await self._wedding(room.wedding_id)

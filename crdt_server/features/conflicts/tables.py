@@ -127,11 +127,7 @@ class ConcurrentEditStore:
     """The three tables, through the store's SQL gateway."""
 
     def __init__(self, store: DocumentStore) -> None:
-        self._store = store
         self._sql = Gateway.of(store)
-
-    async def install(self) -> None:
-        await self._store.install(CONCURRENT_EDITS)
 
     async def clients(self, wedding: str) -> dict[int, Actor]:
         """The wedding's Yjs client ids and their first senders."""

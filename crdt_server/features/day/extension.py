@@ -142,7 +142,6 @@ class DayWatch(Extension):
         )
 
     async def start(self, core: Core) -> None:
-        await core.store.install(tables.SCHEMA)
         self._follower.start()
 
     async def close(self) -> None:

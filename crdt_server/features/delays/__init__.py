@@ -35,7 +35,7 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    built.get(DayWatch)  # a vendor's contact is the day's table (installed at its start)
+    built.get(DayWatch)  # a vendor's contact is the day's table (installed with it)
     delays = DayDelays(built.core, built.get(EventLog), built.get(People), built.get(Notifications))
     mailer = built.find(Mailer)
     if mailer is not None:

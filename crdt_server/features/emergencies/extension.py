@@ -15,7 +15,6 @@ from crdt_server.actor import Actor
 from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.emergencies.tables import (
-    SCHEMA,
     Ack,
     acknowledged,
     acks_of,
@@ -70,9 +69,6 @@ class Emergencies(Extension):
         self._scheduler = scheduler
         self.db = Gateway.of(core.store)
         events.on_emergency(self)
-
-    async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)
 
     async def on_member_erased(self, wedding: str, sub: str) -> bool:
         return await self.db.run(forget_acks_of(wedding, sub)) > 0

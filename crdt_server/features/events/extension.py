@@ -32,7 +32,6 @@ from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import (
-    SCHEMA,
     add_events,
     erase_custom_events_of,
     erase_entity_events,
@@ -177,7 +176,6 @@ class EventLog(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)
         self._sweeper = asyncio.create_task(self._sweep(), name="event-retention")
 
     def on_emergency(self, listener: EmergencyRaised) -> None:

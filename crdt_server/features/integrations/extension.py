@@ -229,7 +229,6 @@ class IntegrationService(Extension):
     # -- hooks ----------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        await self.rows.install()
         self._task = asyncio.create_task(self._follow_documents(), name="calendar-sequences")
 
     async def close(self) -> None:

@@ -135,11 +135,7 @@ class IntegrationStore:
     """The integrations' rows in a store's SQL tables (:class:`Gateway`)."""
 
     def __init__(self, store: DocumentStore) -> None:
-        self._store = store
         self._sql = Gateway.of(store)
-
-    async def install(self) -> None:
-        await self._store.install(INTEGRATIONS)
 
     async def _execute(self, sql: str, *args: Any) -> int:
         """Run one statement in its own transaction; how many rows it touched."""

@@ -19,7 +19,7 @@ from crdt_server.core.limits import RateLimiter
 from crdt_server.features.events import EventLog, forget_events_of
 from crdt_server.features.invitations import tables
 from crdt_server.features.invitations.settings import InvitationSettings
-from crdt_server.features.invitations.tables import INVITATIONS_SCHEMA, InvitationRow, Joined
+from crdt_server.features.invitations.tables import InvitationRow, Joined
 from crdt_server.features.signin import MailQueue
 from crdt_server.storage import Gateway, NewEvent
 from crdt_server.storage.gateway import Sql, Tx
@@ -75,9 +75,6 @@ class Invitations(Extension):
         """Where invitation emails go (set by the notifications feature)."""
         self.sender: InvitationSender | None = None
         """What caps them per wedding (set by the weddings feature); without it none go."""
-
-    async def start(self, core: Core) -> None:
-        await core.store.install(INVITATIONS_SCHEMA)
 
     def attempt(self, address: str) -> bool:
         """Count one try of a code from ``address``; false when over its budget

@@ -153,7 +153,6 @@ class NoteSessions(Extension):
 
     async def start(self, core: Core) -> None:
         self._started = True
-        await self._rows.install()
         left = await self._rows.all()  # left open by a crash
         if left:
             last = await core.store.last_seqs(sorted({row.doc for row in left}))

@@ -64,11 +64,7 @@ class NoteSessionStore:
     """Open sessions in a store's SQL tables (:class:`Gateway`)."""
 
     def __init__(self, store: DocumentStore) -> None:
-        self._store = store
         self._sql = Gateway.of(store)
-
-    async def install(self) -> None:
-        await self._store.install(NOTE_SESSIONS)
 
     async def open(self, sessions: Sequence[NoteSession]) -> None:
         """Store open sessions (an id already stored is left as it is), in transactions of

@@ -26,11 +26,8 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.notifications.domain_mail import subject_line
 from crdt_server.features.notifications.settings import NotificationSettings
 from crdt_server.features.notifications.tables import (
-    GUEST_MAIL_SCHEMA,
-    MAIL_SCHEMA,
     NOTICE_COLUMNS,
     NOTIFICATION_COLUMNS,
-    SCHEMA,
     Count,
     Notice,
     Notification,
@@ -298,11 +295,6 @@ class Notifications(Extension):
     def threads(self) -> ThreadNotices | None:
         """What says the threads notifications are about (``None``: no threads feature)."""
         return self._threads
-
-    async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)
-        await core.store.install(MAIL_SCHEMA)
-        await core.store.install(GUEST_MAIL_SCHEMA)
 
     def queued(self, wedding: str) -> None:
         """Emails were committed to the outbox: wake the mailers, here and elsewhere."""

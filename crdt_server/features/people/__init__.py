@@ -22,6 +22,7 @@ from crdt_server.features.people.extension import People, emailed, member_row
 from crdt_server.features.people.routes import member_principal, people_routes
 from crdt_server.features.people.routes_leaving import leaving_routes
 from crdt_server.features.people.tables import SCHEMA, members
+from crdt_server.features.signin import SESSIONS_SCHEMA as _SIGN_IN_TABLES
 
 if TYPE_CHECKING:
     from crdt_server.edge.routing import ApiRoute
@@ -85,7 +86,9 @@ FEATURE = Feature(
     "people",
     _build,
     routes=_routes,
-    schemas=(SCHEMA,),
+    # The sign-in feature's tables too: a member's verified address is kept there (the
+    # directory runs without that feature).
+    schemas=(SCHEMA, _SIGN_IN_TABLES),
     capabilities={
         # The member directory (names, emails, roles), removing members.
         "members.manage": LEADS,

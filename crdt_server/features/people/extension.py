@@ -21,8 +21,8 @@ from crdt_server.core.hooks import ConnectionView, Core, Extension, RoomView
 from crdt_server.features.events import EventLog, store_events
 from crdt_server.features.people import tables
 from crdt_server.features.people.domain import Member, member_json
-from crdt_server.features.people.tables import MEMBER_COLUMNS, MEMBERS, SCHEMA, MemberRow
-from crdt_server.features.signin import SESSIONS_SCHEMA, verified
+from crdt_server.features.people.tables import MEMBER_COLUMNS, MEMBERS, MemberRow
+from crdt_server.features.signin import verified
 from crdt_server.storage import FeatureRow, Gateway, NewEvent
 from crdt_server.storage.gateway import Sql, Tx, row_as
 
@@ -95,10 +95,6 @@ class People(Extension):
         """Entries this process knows the directory has (:meth:`register`)."""
 
     # -- hooks --------------------------------------------------------------------------
-
-    async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)
-        await core.store.install(SESSIONS_SCHEMA)
 
     def on_connect(self, room: RoomView, conn: ConnectionView) -> None:
         p = conn.principal

@@ -19,7 +19,7 @@ __all__ = ["CHANGED", "FEATURE", "PresenceChange", "PresenceDirectory", "Presenc
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [PresenceDirectory(built.find(EventLog), built.find(People))]
+    return [PresenceDirectory(built.core, built.find(EventLog), built.find(People))]
 
 
 FEATURE = Feature(

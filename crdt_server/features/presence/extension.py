@@ -62,7 +62,6 @@ from crdt_server.features.presence.domain_views import (
     _Person,
 )
 from crdt_server.features.presence.extension_views import PresenceViews
-from crdt_server.features.presence.settings import PresenceSettings
 
 __all__ = ["GONE_PEOPLE", "GONE_SECONDS", "PresenceDirectory"]
 
@@ -79,11 +78,14 @@ class PresenceDirectory(PresenceViews, Extension):
 
     name = "presence"
 
-    def __init__(self, events: EventLog | None = None, people: People | None = None) -> None:
-        """``events``: the event log whose streams are told of presence changes;
+    def __init__(
+        self, core: Core, events: EventLog | None = None, people: People | None = None
+    ) -> None:
+        """``core``: the rooms it reads, the bus it speaks on, the settings (the away
+        time); ``events``: the event log whose streams are told of presence changes;
         ``people``: the member directory, where who went offline is recorded as last
         seen."""
-        super().__init__()
+        super().__init__(core)
         self._events = events
         self._members = people
         self._writes: set[asyncio.Future[None]] = set()
@@ -103,9 +105,6 @@ class PresenceDirectory(PresenceViews, Extension):
         self._listeners.append(listener)
 
     async def start(self, core: Core) -> None:
-        self._core = core
-        self._me = core.registry.bus.process_id
-        self._away_after = core.settings.fragment(PresenceSettings).away_after_seconds
         self._refresher = asyncio.create_task(self._refresh(), name="presence-refresh")
         self._sweeper = asyncio.create_task(self._sweep(), name="presence-away")
 
@@ -164,7 +163,7 @@ class PresenceDirectory(PresenceViews, Extension):
 
     def _changed(self, room: RoomView) -> None:
         self._tell(room.wedding_id)
-        if self._core is None or not self._core.registry.bus.shared:
+        if not self._core.registry.bus.shared:
             return
         self._dirty.add(room.wedding_id)
         if self._flush is None:
@@ -177,9 +176,6 @@ class PresenceDirectory(PresenceViews, Extension):
             self._publish(wedding, *self._local(wedding))
 
     def _publish(self, wedding: str, seen: list[Seen], states: list[State]) -> None:
-        core = self._core
-        if core is None:
-            return
         if seen:
             self._published.add(wedding)
         elif wedding in self._published:
@@ -187,11 +183,10 @@ class PresenceDirectory(PresenceViews, Extension):
         else:
             return  # nobody was told of anyone here: nothing to take back
         message = PresenceMessage(wedding, list(seen), list(states) if seen else [])
-        core.registry.bus.publish_event(to_event(message))
+        self._core.registry.bus.publish_event(to_event(message))
 
     async def _refresh(self) -> None:
         core = self._core
-        assert core is not None
         timeout = core.settings.presence_timeout_seconds
         bus = core.registry.bus
         if bus.shared:

@@ -34,16 +34,16 @@ class PresenceViews:
     :class:`~crdt_server.features.presence.extension.PresenceDirectory` keeps and merges
     (see its module docstring)."""
 
-    def __init__(self) -> None:
-        self._core: Core | None = None
-        self._away_after = PresenceSettings().away_after_seconds
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._away_after = core.settings.fragment(PresenceSettings).away_after_seconds
         self._remote: dict[str, dict[str, tuple[float, list[Seen], list[State]]]] = {}
         """wedding -> process -> (when heard, monotonic; what it sees; what they say)."""
         self._activity: dict[str, _Activity] = {}
         """This process's connections (by id) in wedding documents."""
         self._gone: dict[str, OrderedDict[str, _Gone]] = {}
         """wedding -> user -> who left, longest gone first."""
-        self._me = ""
+        self._me = core.registry.bus.process_id
         """This process's id on the bus."""
 
     def _people(self, wedding: str, now: float) -> dict[str, _Person]:
@@ -136,9 +136,7 @@ class PresenceViews:
 
     def _merged(self, wedding: str, docs: set[str]) -> dict[tuple[str, str], _Merged]:
         """Each person in each of ``docs`` of the wedding, over every process."""
-        core = self._core
-        timeout = core.settings.presence_timeout_seconds if core is not None else 30.0
-        fresh_after = time.monotonic() - timeout
+        fresh_after = time.monotonic() - self._core.settings.presence_timeout_seconds
         views: list[tuple[str, Iterable[Seen], Iterable[State]]] = [
             (self._me, *self._local(wedding))
         ]
@@ -183,25 +181,19 @@ class PresenceViews:
         return merged
 
     def _local_weddings(self) -> set[str]:
-        core = self._core
-        if core is None:
-            return set()
         return {
             room.wedding_id
-            for room in core.registry.rooms.values()
+            for room in self._core.registry.rooms.values()
             if _document_of(room) is not None and room.connections
         }
 
     def _local(self, wedding: str) -> tuple[list[Seen], list[State]]:
         """Who this process serves in the wedding's documents, and what they say there."""
-        core = self._core
-        if core is None:
-            return [], []
         seen: list[Seen] = []
         states: list[State] = []
         rooms = [
             (kind, room)
-            for room in core.registry.wedding_rooms(wedding)
+            for room in self._core.registry.wedding_rooms(wedding)
             if (kind := _document_of(room)) is not None
         ]
         for kind, room in rooms:

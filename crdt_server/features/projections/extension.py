@@ -152,10 +152,6 @@ class Projections(Extension):
 
     # -- hooks --------------------------------------------------------------------------
 
-    async def start(self, core: Core) -> None:
-        if self._clients is not None:
-            await self._clients.install()
-
     async def close(self) -> None:
         for state in self._states.values():
             if state.retry is not None:

@@ -34,11 +34,7 @@ class ProjectionClients:
     """Client ids of projections in a store's SQL tables (:class:`Gateway`)."""
 
     def __init__(self, store: DocumentStore) -> None:
-        self._store = store
         self._sql = Gateway.of(store)
-
-    async def install(self) -> None:
-        await self._store.install(SCHEMA)
 
     async def get(self, name: str) -> int | None:
         """The client id kept for projection ``name``, if any."""

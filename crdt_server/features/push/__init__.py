@@ -36,7 +36,6 @@ __all__ = [
 async def _build(built: Built) -> Sequence[Extension]:
     inbox = built.get(Notifications)
     core = built.core
-    await core.store.install(SCHEMA)  # the VAPID key is kept in its tables
     key = await keep_key(
         Gateway.of(core.store), core.settings.fragment(PushSettings).vapid_private_key
     )

@@ -47,7 +47,6 @@ __all__ = [
 
 async def _build(built: Built) -> Sequence[Extension]:
     tables = RsvpTables(built.core.store)
-    await tables.install()  # the links' secret is kept in them
     links = RsvpLinks(built.settings.fragment(RsvpSettings), tables, await tables.secret())
     reminders = RsvpReminders(built.core, built.find(Scheduler), built.find(Notifications))
     return [links, reminders]

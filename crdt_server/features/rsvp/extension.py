@@ -1,4 +1,4 @@
-"""The RSVP links' extension: installs the tables, keeps the links' secret and the
+"""The RSVP links' extension: holds the tables, keeps the links' secret and the
 per-link and per-address rate limits of the guests' routes."""
 
 from __future__ import annotations

@@ -61,11 +61,7 @@ class RsvpTables:
     """The RSVP secret and link versions of one store."""
 
     def __init__(self, store: DocumentStore) -> None:
-        self._store = store
         self._sql = Gateway.of(store)
-
-    async def install(self) -> None:
-        await self._store.install(RSVP_SCHEMA)
 
     async def secret(self) -> bytes:
         """The links' HMAC key: the stored one, made on first use (two processes starting

@@ -1,10 +1,10 @@
-"""The run sheets' extension: installs the run sheet links' table when the server starts
-and holds it for the routes (:mod:`crdt_server.features.runsheets.routes`)."""
+"""The run sheets' extension: holds the run sheet links' table for the routes
+(:mod:`crdt_server.features.runsheets.routes`)."""
 
 from __future__ import annotations
 
 from crdt_server.core.hooks import Core, Extension
-from crdt_server.features.runsheets.tables import SCHEMA, RunSheetLinks
+from crdt_server.features.runsheets.tables import RunSheetLinks
 from crdt_server.storage import Gateway
 
 __all__ = ["RunSheets"]
@@ -18,6 +18,3 @@ class RunSheets(Extension):
     def __init__(self, core: Core) -> None:
         self.links = RunSheetLinks(Gateway.of(core.store))
         """The run sheet links' table."""
-
-    async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)

@@ -64,7 +64,6 @@ class Scheduler(Extension):
         """Jobs this process completed (for tests and metrics)."""
 
     async def start(self, core: Core) -> None:
-        await core.store.install(tables.SCHEMA)
         self._forget = clock.current().on_advance(self.run_due)
         self._task = asyncio.create_task(self._loop(), name="scheduler")
 

@@ -66,10 +66,7 @@ from crdt_server.features.signin.service import (
 )
 from crdt_server.features.signin.settings import SignInSettings
 from crdt_server.features.signin.tables import (
-    CHALLENGES_SCHEMA,
-    CLAIMS_SCHEMA,
     DEVICE_COLUMNS,
-    SESSIONS_SCHEMA,
     Count,
     DeviceRow,
     EmailRow,
@@ -137,9 +134,6 @@ class DeviceSessions(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        await core.store.install(SESSIONS_SCHEMA)
-        await core.store.install(CLAIMS_SCHEMA)
-        await core.store.install(CHALLENGES_SCHEMA)
         await self._catch_up(clock.now() - self._revocations.keep_seconds)
         self._sweep = asyncio.create_task(self._sweep_loop(), name="device-sessions")
 

@@ -104,9 +104,7 @@ def utc_day(at: float) -> str:
 
 
 async def kept_key(core: Core) -> bytes:
-    """The feature's key, kept in the store (made by the first process that starts; its
-    tables are installed first)."""
-    await core.store.install(tables.SCHEMA)
+    """The feature's key, kept in the store (made by the first process that starts)."""
     key = await Gateway.of(core.store).run(tables.keep_key(secrets.token_hex(32), clock.now()))
     return bytes.fromhex(key)
 

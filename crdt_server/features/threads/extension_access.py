@@ -21,7 +21,7 @@ from crdt_server.features.notifications import Notifications, ThreadQuote
 from crdt_server.features.people import People
 from crdt_server.features.threads import tables
 from crdt_server.features.threads.domain import Viewer, plain_mentions, thread_json
-from crdt_server.features.threads.tables import SCHEMA, ThreadRow
+from crdt_server.features.threads.tables import ThreadRow
 from crdt_server.storage import Gateway, NewEvent, audience_of
 
 __all__ = ["ThreadAccess", "VisibleThread"]
@@ -58,7 +58,6 @@ class ThreadAccess(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)
         if tables.search_needs_merging(self.db):
             self._merger = asyncio.create_task(self._merge_after_erasures(), name="thread-fts")
 

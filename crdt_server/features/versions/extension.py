@@ -94,7 +94,6 @@ class VersionKeeper(Extension):
         self._last_thin = 0.0
 
     async def start(self, core: Core) -> None:
-        await self._versions.install()
         self._task = asyncio.create_task(self._loop(), name="restore-points")
 
     async def close(self) -> None:

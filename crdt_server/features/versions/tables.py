@@ -102,9 +102,6 @@ class VersionStore:
         self._store = store
         self._sql = Gateway.of(store)
 
-    async def install(self) -> None:
-        await self._store.install(VERSIONS)
-
     async def add(self, wedding: str, point: VersionPoint, state: bytes) -> bool:
         """Store a point (a second point at the same seq stores nothing); whether stored."""
         actors = json.dumps([[a.sub, a.role] for a in point.actors])

@@ -150,9 +150,9 @@ class Webhooks(Extension):
         its host's workers (it fans out the events of the weddings it owns); ``people``: the
         member directory, where each endpoint's creator's current role is read (without it,
         a creator's endpoint gets every field with a read rule cut); ``events``: the event
-        log, whose personal namespaces' rule deliveries follow. Its tables are installed by
-        :meth:`install` (at start: tests and tools that drive :meth:`fan_out` themselves
-        call it)."""
+        log, whose personal namespaces' rule deliveries follow. Its tables are installed
+        with the feature's before it is built (tests and tools that drive :meth:`fan_out`
+        themselves: :func:`crdt_server.features.install_tables`)."""
         self._people = people
         self._events = events
         self._settings = settings
@@ -193,12 +193,7 @@ class Webhooks(Extension):
     # -- hooks --------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
-        await self.install()
         self._runner = asyncio.create_task(self._run(), name="webhook-dispatcher")
-
-    async def install(self) -> None:
-        """Install the tables, without starting the dispatcher (:meth:`start` does both)."""
-        await self.tables.install()
 
     def wake(self, wedding: str = "") -> None:
         """Events were stored (by this process): look for deliveries to make now."""

@@ -418,9 +418,6 @@ class WebhookTables:
         """The store's SQL gateway (for the events feature's reads)."""
         return self._sql
 
-    async def install(self) -> None:
-        await self.store.install(SCHEMA)
-
     def contains(self, column: str) -> str:
         """A condition true where ``column`` holds the next argument as is (exact, case
         and all; ``LIKE`` would fold ASCII case on SQLite)."""

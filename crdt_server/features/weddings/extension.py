@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from crdt_server import clock
-from crdt_server.core.hooks import Core, Extension
+from crdt_server.core.hooks import Extension
 from crdt_server.core.limits import RateLimiter
 from crdt_server.errors import TooMany
 from crdt_server.features.notifications import MAIL_SCHEMA, NotificationSettings, queued_email
@@ -31,7 +31,6 @@ from crdt_server.features.signin import (
 from crdt_server.features.weddings import tables
 from crdt_server.features.weddings.domain import person_key
 from crdt_server.features.weddings.settings import WeddingSettings
-from crdt_server.features.weddings.tables import SCHEMA
 from crdt_server.settings import Settings
 from crdt_server.storage import DocumentStore, Gateway
 from crdt_server.storage.gateway import Tx
@@ -87,9 +86,6 @@ class Weddings(Extension):
         self._overall = RateLimiter(
             settings.signups_per_hour / _HOUR, float(settings.signups_per_hour)
         )
-
-    async def start(self, core: Core) -> None:
-        await core.store.install(SCHEMA)
 
     # -- open signup ----------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from crdt_server.features import install_tables
+from crdt_server.features import integrations as integrations_feature
 from crdt_server.features.integrations.tables import (
     SEEN_SECONDS,
     CalendarToken,
@@ -19,8 +21,8 @@ from tests.storage.conftest import OpenStore
 async def test_integration_rows_survive_a_restart_and_go_with_their_wedding(
     store: DocumentStore, open_store: OpenStore
 ) -> None:
+    await install_tables(store, [integrations_feature.FEATURE])
     rows = IntegrationStore(store)
-    await rows.install()
     crm = InboundSource("w1", "crm", "whsec_x", '{"guests":"write"}', 1.0, "ada")
     assert await rows.add_source(crm)
     assert not await rows.add_source(crm)  # one source per name
@@ -41,8 +43,9 @@ async def test_integration_rows_survive_a_restart_and_go_with_their_wedding(
     assert second["a"].created_at == 10.0 and second["b"].modified_at == 10.0
 
     await store.close()
-    again = IntegrationStore(await open_store())
-    await again.install()
+    reopened = await open_store()
+    await install_tables(reopened, [integrations_feature.FEATURE])
+    again = IntegrationStore(reopened)
     assert await again.source("w1", "crm") == crm
     seen = await again.claim("w1", "crm", "msg_1", 104.0)
     assert seen is not None and (seen.state, seen.answer) == ("done", '{"ok":true}')
@@ -52,7 +55,7 @@ async def test_integration_rows_survive_a_restart_and_go_with_their_wedding(
     assert await again.claim("w1", "crm", "msg_3", 104.0 + SEEN_SECONDS + 1) is None
     assert await again.claim("w1", "crm", "msg_1", 104.0 + SEEN_SECONDS + 1) is None
 
-    await again._store.erase_wedding("w1")
+    await reopened.erase_wedding("w1")
     assert await again.source("w1", "crm") is None and await again.tokens("w1") == []
     assert await again.token_wedding("digest-1") is None
     # Tombstoned: a late feed request keeps nothing for it.

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from crdt_server.features import install_tables
+from crdt_server.features import notes as notes_feature
 from crdt_server.features.events import read_events
 from crdt_server.features.notes.tables import NoteSession, NoteSessionStore
 from crdt_server.storage import DocumentStore, Gateway, NewEvent
@@ -29,8 +31,8 @@ async def stored(store: DocumentStore) -> list[str]:
 
 
 async def test_sessions_open_together_and_close_once(store: DocumentStore) -> None:
+    await install_tables(store, [notes_feature.FEATURE])
     rows = NoteSessionStore(store)
-    await rows.install()
     count = 1200  # more than one IN (...) list of ids
     await rows.open([session(n) for n in range(count)])
     await rows.open([session(0)])  # an id stored already is left as it is

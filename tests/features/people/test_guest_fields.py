@@ -28,6 +28,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from crdt_server.app import FEATURES
+from crdt_server.features import install_tables
 from crdt_server.storage import DocumentStore, Gateway, PostgresStore, SqliteStore
 from tests.features.conversations import ADMIN_AUTH, COUPLE, ENV, PLANNER, VENDOR, W
 from tests.server import ServerProcess
@@ -234,9 +235,7 @@ async def _upgraded(store: DocumentStore) -> dict[str, tuple[str, str | None]]:
     role and field set."""
     await store.open()
     try:
-        for feature in FEATURES:
-            for schema in feature.schemas:
-                await store.install(schema)
+        await install_tables(store, FEATURES)
         rows = await Gateway.of(store).fetch("SELECT sub, role, guest_fields FROM {t}members")
         return {str(sub): (str(role), fields) for sub, role, fields in rows}
     finally:

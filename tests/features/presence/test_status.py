@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -21,6 +21,8 @@ from crdt_server.codec.awareness import AwarenessEntry, encode_awareness_entries
 from crdt_server.codec.protocol import encode_awareness
 from crdt_server.core.hooks import Core, Extension, Hooks, RoomView
 from crdt_server.core.views import ConnectionView
+from crdt_server.core.weddings import WeddingService
+from crdt_server.documents.domain import WEDDINGS
 from crdt_server.features.presence import PresenceChange, PresenceDirectory, PresenceSettings
 from crdt_server.testing.inprocess import InProcessClient, InProcessServer, in_process_server
 from crdt_server.testing.waits import until
@@ -58,16 +60,24 @@ class Setup:
 async def setup() -> AsyncIterator[Setup]:
     fake = clock.FakeClock()
     with clock.use(fake):
-        directory, heard = PresenceDirectory(), Heard()
+        heard = Heard()
         changes: list[PresenceChange] = []
-        directory.listen(changes.append)
-        async with in_process_server(hooks=Hooks([directory, heard])) as server:
-            core = Core(server.settings, server.store, server.registry, cast(Any, None))
+        async with in_process_server(hooks=Hooks([heard])) as server:
+            core = core_of(server)
+            directory = PresenceDirectory(core)
+            directory.listen(changes.append)
+            server.hooks.add([directory])
             await directory.start(core)
             try:
                 yield Setup(server, directory, heard, changes, fake)
             finally:
                 await directory.close()
+
+
+def core_of(server: InProcessServer) -> Core:
+    """The core an extension of ``server`` is built with."""
+    weddings = WeddingService(server.registry, server.store, WEDDINGS)
+    return Core(server.settings, server.store, server.registry, weddings)
 
 
 async def say(setup: Setup, client: InProcessClient, state: dict[str, Any] | None) -> None:
@@ -213,28 +223,30 @@ async def test_reading_hostile_presence_is_bounded() -> None:
     for state in (wide[:limit] if len(wide) > limit else wide, deep, "x" * limit):
         here_of(state)
     assert time.perf_counter() - started < 0.5
-    directory = PresenceDirectory()
-    seen = [["guests", "u1", "Ann", "couple", 1, 1.0, 1.0]]
-    many = [["guests", "u1", 1.0, True, "s", False]] * 100_000
-    message = {"type": "presence", "wedding": "w1", "seen": seen, "states": many, "origin": "p"}
-    started = time.perf_counter()
-    directory.on_bus_event(message)
-    assert time.perf_counter() - started < 0.5
-    assert [p.status for p in directory.presence("w1", {"guests"})] == ["busy"]
+    async with in_process_server() as server:
+        directory = PresenceDirectory(core_of(server))
+        seen = [["guests", "u1", "Ann", "couple", 1, 1.0, 1.0]]
+        many = [["guests", "u1", 1.0, True, "s", False]] * 100_000
+        message = {"type": "presence", "wedding": "w1", "seen": seen, "states": many}
+        started = time.perf_counter()
+        directory.on_bus_event({**message, "origin": "p"})
+        assert time.perf_counter() - started < 0.5
+        assert [p.status for p in directory.presence("w1", {"guests"})] == ["busy"]
 
 
 async def test_who_went_offline_is_kept_as_last_seen_in_the_member_directory() -> None:
-    from crdt_server.features.people import SCHEMA, People
+    from crdt_server.features import install_tables
+    from crdt_server.features import people as people_feature
+    from crdt_server.features.people import People
 
     fake = clock.FakeClock()
     with clock.use(fake):
         async with in_process_server(hooks=Hooks()) as server:
-            await server.store.install(SCHEMA)
-            core = Core(server.settings, server.store, server.registry, cast(Any, None))
+            await install_tables(server.store, [people_feature.FEATURE])
+            core = core_of(server)
             people = People(core)
-            directory = PresenceDirectory(None, people)
+            directory = PresenceDirectory(core, None, people)
             server.hooks.add([people, directory])
-            await people.start(core)
             await directory.start(core)
             try:
                 ann = await server.client(ROOM, principal=ANN)

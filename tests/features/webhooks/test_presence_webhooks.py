@@ -16,6 +16,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from standardwebhooks import Webhook
 
+from crdt_server.features import install_tables
+from crdt_server.features import webhooks as webhooks_feature
 from crdt_server.features.events.tables import SCHEMA as EVENTS
 from crdt_server.features.presence import PresenceChange
 from crdt_server.features.webhooks.extension import Webhooks
@@ -110,8 +112,8 @@ async def test_changes_are_coalesced_per_person_and_only_the_sender_sends(
     store = SqliteStore(tmp_path / "store.sqlite3")
     await store.open()
     await store.install(EVENTS)  # a new endpoint's cursor starts at the newest event
+    await install_tables(store, [webhooks_feature.FEATURE])
     webhooks = Webhooks(store, settings, CollectorRegistry())
-    await webhooks.install()
     presence = PresenceWebhooks(webhooks, window=0.5)
     try:
         async with WebhookReceiver() as receiver:

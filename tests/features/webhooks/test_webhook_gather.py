@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from crdt_server.features import install_tables
+from crdt_server.features import webhooks as webhooks_feature
 from crdt_server.features.events import add_events
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.settings import WebhookSettings
@@ -29,8 +31,8 @@ BURST = 10
 async def test_a_burst_of_commits_is_fanned_out_together(
     store: DocumentStore, gather: float
 ) -> None:
+    await install_tables(store, [webhooks_feature.FEATURE])
     webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
-    await webhooks.install()
     webhooks.gather = gather
     fan_outs = 0
     fan_out = webhooks.fan_out

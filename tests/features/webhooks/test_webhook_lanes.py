@@ -15,6 +15,8 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
+from crdt_server.features import install_tables
+from crdt_server.features import webhooks as webhooks_feature
 from crdt_server.features.events import add_events
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.service import insert_delivery
@@ -67,8 +69,8 @@ async def post(store: DocumentStore, wedding: str, count: int, priority: str = "
 async def test_an_urgent_event_goes_ahead_of_the_backlog_then_again_in_order(
     store: DocumentStore,
 ) -> None:
+    await install_tables(store, [webhooks_feature.FEATURE])
     webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
-    await webhooks.install()
     endpoint, _, _ = await webhooks.manage.create("w_1", "https://example.com/h", ["*"], "")
     await post(store, "w_1", 450)  # more than two pages behind the normal cursor
     emergency = await post(store, "w_1", 1, "emergency")
@@ -143,7 +145,6 @@ async def _gains_the_lanes(store: Store, endpoint: str) -> None:
             ("d2", "normal", "d2"),
         ]
         webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
-        await webhooks.install()
         [hook] = await webhooks.tables.endpoints("WHERE id = ?", endpoint)
         now = time.time()
         written = await webhooks.tables.transaction(

@@ -10,6 +10,8 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
+from crdt_server.features import install_tables
+from crdt_server.features import webhooks as webhooks_feature
 from crdt_server.features.events import add_events
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.settings import WebhookSettings
@@ -52,8 +54,7 @@ async def test_two_workers_fan_out_their_own_weddings_and_together_every_event_o
         Webhooks(store, SETTINGS, CollectorRegistry(), placement=Placement(index, 2))
         for index in range(2)
     ]
-    for webhooks in workers:
-        await webhooks.install()
+    await install_tables(store, [webhooks_feature.FEATURE])
     for wedding in WEDDINGS:
         await workers[0].manage.create(wedding, "https://example.com/h", ["*"], "")
     added = await add_events(

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from crdt_server.features import install_tables
+from crdt_server.features import webhooks as webhooks_feature
 from crdt_server.features.events import add_events
 from crdt_server.features.webhooks import tables
 from crdt_server.features.webhooks.domain import IdempotencyConflict
@@ -26,8 +28,8 @@ SETTINGS = Settings(fragments=(WebhookSettings(webhook_retry_schedule="0,60"),))
 
 
 async def opened(store: DocumentStore) -> Webhooks:
+    await install_tables(store, [webhooks_feature.FEATURE])
     webhooks = Webhooks(store, SETTINGS, CollectorRegistry())
-    await webhooks.install()
     return webhooks
 
 

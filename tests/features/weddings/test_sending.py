@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from crdt_server.features.weddings import Weddings, WeddingSettings
+from crdt_server.features import install_tables
+from crdt_server.features.weddings import FEATURE, Weddings, WeddingSettings
 from crdt_server.features.weddings.domain import person_key
 from crdt_server.features.weddings.tables import created_row
 from crdt_server.storage import DocumentStore, store_for
@@ -42,9 +42,8 @@ async def store(database_url: str | None, tmp_path: Path) -> AsyncIterator[Docum
 
 
 async def started(store: DocumentStore, **settings: Any) -> Weddings:
-    extension = Weddings(WeddingSettings(**settings), store)
-    await extension.start(SimpleNamespace(store=store))  # type: ignore[arg-type]
-    return extension
+    await install_tables(store, [FEATURE])
+    return Weddings(WeddingSettings(**settings), store)
 
 
 @pytest.mark.asyncio
