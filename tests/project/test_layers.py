@@ -275,12 +275,19 @@ def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
 
-def _imports(path: Path) -> set[str]:
+@functools.cache
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of ``path``'s tree, walked once (walking them again in each test was
+    most of this file's CPU after parsing)."""
+    return tuple(ast.walk(_tree(path)))
+
+
+@functools.cache
+def _imports(path: Path) -> frozenset[str]:
     """Every module ``path`` imports, as dotted names (``from a.b import c`` gives ``a.b``
     and ``a.b.c``, since ``c`` may be a module)."""
-    tree = _tree(path)
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _nodes(path):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -293,7 +300,7 @@ def _imports(path: Path) -> set[str]:
                 module = ".".join([*base, module] if module else base)
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def _rule(module: str) -> tuple[str, tuple[str, ...], frozenset[str]]:
@@ -411,9 +418,8 @@ def _private(part: str) -> bool:
 def _uvicorn_uses(path: Path) -> set[str]:
     """Every ``uvicorn.X...`` an import or an attribute chain on the ``uvicorn`` module
     names (``uvicorn.config.Config``, ``uvicorn.protocols``), as dotted names."""
-    tree = _tree(path)
     found = {name for name in _imports(path) if name.startswith("uvicorn.")}
-    for node in ast.walk(tree):
+    for node in _nodes(path):
         if (
             isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Name)
@@ -462,19 +468,17 @@ CONCRETE_STORE_USERS = {
 
 
 def _names(path: Path) -> set[str]:
-    tree = _tree(path)
-    found = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-    found |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
-    for node in ast.walk(tree):
+    found = {node.id for node in _nodes(path) if isinstance(node, ast.Name)}
+    found |= {node.attr for node in _nodes(path) if isinstance(node, ast.Attribute)}
+    for node in _nodes(path):
         if isinstance(node, ast.ImportFrom):
             found |= {alias.name for alias in node.names}
     return found
 
 
 def _isinstance_targets(path: Path) -> set[str]:
-    tree = _tree(path)
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _nodes(path):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
             for arg in node.args[1:]:
                 found |= {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}
@@ -550,9 +554,8 @@ def _feature_module_imports(path: Path, module_name: str | None = None) -> set[s
     crdt_server.features.B import x`` where ``x`` is a module, and the same spelled
     relatively), as dotted names. ``module_name``: the module ``path`` is (by default,
     from where it lies), which relative imports are resolved against."""
-    tree = _tree(path)
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _nodes(path):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.count(".") > 2)
         elif isinstance(node, ast.ImportFrom):
@@ -673,7 +676,7 @@ def test_auth_and_the_domain_name_no_http_status() -> None:
         module = _module_name(path)
         if not _within(module, ("crdt_server.auth", "crdt_server.documents")):
             continue
-        for node in ast.walk(_tree(path)):
+        for node in _nodes(path):
             where = f"{module}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Constant) and type(node.value) is int:
                 if 400 <= node.value < 600:
@@ -760,17 +763,17 @@ def _positional_row_reads(path: Path) -> list[str]:
     rows = _row_names(tree) | _ROW_WORDS
     inner = {  # rows[0][1] is one read, not two
         id(node.value)
-        for node in ast.walk(tree)
+        for node in _nodes(path)
         if isinstance(node, ast.Subscript) and _positional(node)
     }
     # events[-1].seq picks the last of a list of named rows and reads it by name.
     inner |= {
         id(node.value)
-        for node in ast.walk(tree)
+        for node in _nodes(path)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Subscript)
     }
     found = []
-    for node in ast.walk(tree):
+    for node in _nodes(path):
         if not isinstance(node, ast.Subscript) or not _positional(node) or id(node) in inner:
             continue
         base = node.value
@@ -806,7 +809,7 @@ def _held_transactions(path: Path) -> list[str]:
     """Each ``async with x.transaction()`` in ``path``: the gateway's deprecated held
     transaction (pycrdt's ``with doc.transaction():`` is a plain ``with``)."""
     hits: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _nodes(path):
         if not isinstance(node, ast.AsyncWith):
             continue
         for item in node.items:
