@@ -30,7 +30,6 @@ from pycrdt import Doc, Map
 
 from .findings_groups import FindingIndexes
 from .findings_kinds import FINDING_KINDS, FindingKind, Group, Ident, ident
-from .households import households
 from .model import DOCUMENT_KINDS, Conflict, normal_label, parse_instant
 from .schema import (
     ENTITIES,
@@ -38,7 +37,6 @@ from .schema import (
     Assignment,
     Category,
     Guest,
-    GuestList,
     Household,
     Payment,
     SchemaProblem,
@@ -155,7 +153,7 @@ class WeddingFindings(FindingIndexes):
         if assignment is not None and assignment.seat is not None:
             self._dirty.add(("seat", assignment.table_id, assignment.seat))
         if old is None or new is None or _membership(old) != _membership(new):
-            self._membership_stale = True  # who is in which household: read again
+            self._homes.guest_changed(key, old, new)  # who is in which household
         self._moved.add(key)  # an answer changed: who of its household may be seated
         hosts = {key}  # whose unnamed plus-one may have come or gone: their table's count
         for guest, sign in ((old, -1), (new, 1)):
@@ -168,7 +166,7 @@ class WeddingFindings(FindingIndexes):
                 self._dirty.add(("table", seat.table_id))
 
     def _households_changed(self, key: str, old: Household | None, new: Household | None) -> None:
-        self._membership_stale = True  # its name (free-text guests match entries by it)
+        self._homes.entry_changed(key, old, new)  # free-text guests match entries by name
 
     def _tables_changed(self, key: str, old: Table | None, new: Table | None) -> None:
         self._dirty.add(("table", key))
@@ -277,27 +275,15 @@ class WeddingFindings(FindingIndexes):
         return changed
 
     def _refresh_households(self) -> None:
-        """Mark the households whose people were moved or answered, and, when a guest or
-        household entry changed, read who is in which household again (one pass over the
-        guest list: the free-text fallback matches guests to entries by name), marking
-        those whose name or people changed."""
-        if self._membership_stale:
-            self._membership_stale = False
-            guest_list = GuestList(
-                guests=self._records["guests"], households=self._records["households"]
-            )
-            found = {
-                h.id: (h.name, frozenset(g.id for g in h.guests))
-                for h in households(guest_list).values()
-                if len(h.guests) > 1
-            }
-            for household_id in found.keys() | self._households.keys():
-                if found.get(household_id) != self._households.get(household_id):
-                    self._dirty.add(("household", household_id))
-            self._households = found
-            self._household_of = {g: h for h, (_, people) in found.items() for g in people}
+        """Mark the households whose people were moved or answered, and those whose name
+        or people changed (the guests and household entries that changed read again: see
+        :class:`~documents.findings_households.HouseholdIndex`)."""
+        records = self._records
+        homes = self._homes
+        for household_id in homes.refresh(records["guests"], records["households"]):
+            self._dirty.add(("household", household_id))
         for guest_id in self._moved:
-            holder = self._household_of.get(guest_id)
+            holder = homes.of.get(guest_id)
             if holder is not None:
                 self._dirty.add(("household", holder))
         self._moved.clear()
