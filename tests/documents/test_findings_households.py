@@ -23,11 +23,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from pycrdt import Doc, Map
 
 from crdt_server.documents import check
+from crdt_server.documents.changes import ChangeRecorder
 from crdt_server.documents.findings import WeddingFindings
 from crdt_server.documents.findings_households import HouseholdIndex
 from crdt_server.documents.households import households
 from crdt_server.documents.model import household_id_of
 from crdt_server.documents.schema import Guest, GuestList, Household
+from tests.documents.test_findings import IncrementalFindings
 from tests.tier import examples
 
 _GUESTS = [f"g{n}" for n in range(1, 7)]
@@ -120,6 +122,22 @@ IncrementalHouseholds.TestCase.settings = settings(
 TestIncrementalHouseholds = IncrementalHouseholds.TestCase
 
 
+class FindingsFromTheChanges(IncrementalFindings):
+    """The incremental findings' state machine, each change applied from what its change
+    records say (:meth:`WeddingFindings.apply`, as the keeper does) instead of reading
+    every touched entry again."""
+
+    def _touch(self) -> None:
+        for kind, recorder in self.recorders.items():
+            self.findings.apply(kind, self.here.docs[kind], recorder.take())
+
+
+FindingsFromTheChanges.TestCase.settings = settings(
+    max_examples=examples(200, 40), stateful_step_count=40, deadline=None
+)
+TestFindingsFromTheChanges = FindingsFromTheChanges.TestCase
+
+
 def _guest_fields(n: int, household: str) -> Map[Any]:
     return Map({"name": f"Guest {n}", "household": household, "rsvp": "accepted"})
 
@@ -184,3 +202,26 @@ def test_an_import_in_parts_reads_each_part_not_the_whole_list() -> None:
     assert last < 3 * first, f"a part: {first * 1000:.1f} ms at first, {last * 1000:.1f} ms last"
     assert findings.findings() == check({"guests": doc}) == []
     assert len(findings._homes.found) == total // 4
+
+
+def test_an_entry_written_whole_as_a_plain_object_is_read_whole() -> None:
+    """A foreign client may overwrite an entry with a plain object lacking fields: its
+    change says the new fields, not that the others went, so it is read from the doc."""
+    docs: dict[str, Doc[Any]] = {"guests": Doc(), "seating": Doc()}
+    recorders = {kind: ChangeRecorder(doc, kind) for kind, doc in docs.items()}
+    people = docs["guests"].get("guests", type=Map)
+    for n in (2, 3):
+        people[f"g{n}"] = _guest_fields(n, f"House {n}")
+    docs["seating"].get("tables", type=Map)["t1"] = Map({"name": "Rose", "capacity": 4})
+    seats = docs["seating"].get("assignments", type=Map)
+    seats["g2"] = {"table_id": "t1", "seat": 1}
+    seats["g3"] = {"table_id": "t1", "seat": 1}
+    findings = WeddingFindings.build(docs)
+    findings.evaluate()
+    for recorder in recorders.values():
+        recorder.take()
+    assert [c.code for c in findings.findings()] == ["seating.seat_double_booked"]
+    seats["g2"] = {"table_id": "t1"}  # the seat gone with the fields not written
+    findings.apply("seating", docs["seating"], recorders["seating"].take())
+    findings.evaluate()
+    assert findings.findings() == check(docs) == []

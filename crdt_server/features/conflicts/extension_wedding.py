@@ -49,9 +49,9 @@ class KeptWedding:
     resolved: dict[str, StoredEvent] = field(default_factory=dict)
     """``conflict.resolved`` events credited to a resolver, for :meth:`ConflictsKeeper.resolve
     <crdt_server.features.conflicts.extension.ConflictsKeeper.resolve>` to name."""
-    touched: list[tuple[str, Doc[Any], list[tuple[str, str]]]] = field(default_factory=list)
-    """Entries ``(root, id)`` of a document of a kind that changes touched since the last
-    evaluation, which reads them again (:meth:`read_touched`)."""
+    touched: list[tuple[str, Doc[Any], list[EntryChange]]] = field(default_factory=list)
+    """What changes of a document of a kind did to its entries since the last evaluation,
+    which applies it (:meth:`read_touched`)."""
 
     def touch(self, room: RoomView, changes: Sequence[EntryChange]) -> None:
         """Entries of ``room``'s document that a change touched, for the next evaluation
@@ -65,7 +65,7 @@ class KeptWedding:
         if changes:
             # Read by the evaluation that follows, a slice at a time: one update may touch
             # thousands of entries, which must not hold the event loop all at once.
-            self.touched.append((room.kind, room.doc, [(c.root, c.id) for c in changes]))
+            self.touched.append((room.kind, room.doc, list(changes)))
 
     async def read_touched(self) -> None:
         """Read again the entries the changes since the last evaluation touched."""
@@ -82,7 +82,7 @@ class KeptWedding:
                 if at:
                     await asyncio.sleep(0)  # let the loop turn (health checks, other rooms)
                 try:
-                    findings.touch(kind, doc, entries[at : at + _TOUCH_SLICE])
+                    findings.apply(kind, doc, entries[at : at + _TOUCH_SLICE])
                 except Exception:
                     self.stale = True  # not trusted any more: read whole next time
                     raise
