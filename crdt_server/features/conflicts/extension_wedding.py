@@ -67,6 +67,29 @@ class KeptWedding:
             # thousands of entries, which must not hold the event loop all at once.
             self.touched.append((room.kind, room.doc, list(changes)))
 
+    def settle_quietly(self) -> bool:
+        """Apply what changes touched since the last evaluation and evaluate, here and now,
+        when that is all there is to do (a few entries of the documents the findings were
+        read from, nothing else marked); whether every finding stayed as it was, with
+        nothing to write. Otherwise what changed is kept for the evaluation's task."""
+        findings = self.findings
+        if findings is None or self.stale or self.keys or self.full or self.stored:
+            return False
+        touched = self.touched
+        if sum(len(entries) for _, _, entries in touched) > _TOUCH_SLICE:
+            return False  # read by the task, a slice per turn of the loop
+        if any(findings.sources.get(kind) is not doc for kind, doc, _ in touched):
+            return False  # a document replaced: read whole by the task
+        self.touched = []
+        try:
+            for kind, doc, entries in touched:
+                findings.apply(kind, doc, entries)
+            self.keys = findings.evaluate()
+        except Exception:
+            self.stale = True  # not trusted any more: read whole next time
+            raise
+        return not self.keys
+
     async def read_touched(self) -> None:
         """Read again the entries the changes since the last evaluation touched."""
         while self.touched:
