@@ -24,21 +24,21 @@ a document was replaced by one the changes did not come from).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from pycrdt import Doc, Map
 
+from .changes import EntryChange
 from .findings_groups import FindingIndexes
 from .findings_kinds import FINDING_KINDS, FindingKind, Group, Ident, ident
-from .households import households
-from .model import DOCUMENT_KINDS, Conflict, normal_label, parse_instant
+from .model import DOCUMENT_KINDS, PAYMENT, Conflict, DocumentError, normal_label, parse_instant
 from .schema import (
     ENTITIES,
     RECORDS,
     Assignment,
     Category,
     Guest,
-    GuestList,
     Household,
     Payment,
     SchemaProblem,
@@ -54,6 +54,10 @@ __all__ = ["FINDING_KINDS", "FindingKind", "Ident", "WeddingFindings", "ident"]
 
 _KIND_OF_ROOT = {entity.collection: kind for kind, ents in ENTITIES.items() for entity in ents}
 _ENTITY_OF_ROOT = {entity.collection: entity for ents in ENTITIES.values() for entity in ents}
+_FIELDS = {
+    root_name: {field.name: field for field in entity.fields}
+    for root_name, entity in _ENTITY_OF_ROOT.items()
+}
 _SETTINGS = "settings"
 _MENU = "menu"
 _LABELS = (("vendor", "timeline.vendor_overlap"), ("location", "timeline.location_overlap"))
@@ -96,6 +100,57 @@ class WeddingFindings(FindingIndexes):
                     self._read_menu(doc)
                 elif _KIND_OF_ROOT.get(root_name) == kind:
                     self._read(doc, root_name, key)
+
+    def apply(self, kind: str, doc: Doc[Any], changes: Iterable[EntryChange]) -> None:
+        """What :meth:`touch` does for the entries ``changes`` touched, reading from the
+        changes what they say: a field (or several) set in an entry whose record is valid
+        is checked by its rule alone, without reading the entry from ``doc``. Anything
+        else (an entry that came, went or was overwritten whole, a text edited in place,
+        an entry with a problem, a payment, whose date rule reads two fields) is read from
+        ``doc``, after the others: ``doc`` is at least as new as every change."""
+        rest = [(c.root, c.id) for c in changes if not self._patched(kind, c)]
+        if rest:
+            self.touch(kind, doc, rest)
+
+    def _patched(self, kind: str, change: EntryChange) -> bool:
+        root_name = change.root
+        entity = _ENTITY_OF_ROOT.get(root_name)
+        if (
+            entity is None
+            or entity is PAYMENT
+            or _KIND_OF_ROOT[root_name] != kind
+            or change.action != "updated"
+            or change.replaced
+            or change.edited
+            or change.before.keys() != change.after.keys()  # an entry written whole
+            or "value" in change.after  # a plain value written over the entry
+            or (root_name, change.id) in self._problems
+        ):
+            return False
+        records = self._records[root_name]
+        old = records.get(change.id)
+        if old is None:
+            return False
+        fields = _FIELDS[root_name]
+        values: dict[str, Any] = {}
+        for name, stored in change.after.items():
+            field = fields.get(name)
+            if field is None:
+                continue  # not a field of the schema: nothing reads it
+            if stored is None:
+                if field.required:
+                    return False
+                values[name] = field.default
+                continue
+            try:
+                values[name] = field.rule(stored)
+            except DocumentError:
+                return False  # a problem: read whole, as it says
+        record = replace(old, **values)
+        if record != old:
+            records[change.id] = record
+            getattr(self, f"_{root_name}_changed")(change.id, old, record)
+        return True
 
     def _read(self, doc: Doc[Any], root_name: str, key: str) -> None:
         collection = doc.get(root_name, type=Map)
@@ -155,7 +210,7 @@ class WeddingFindings(FindingIndexes):
         if assignment is not None and assignment.seat is not None:
             self._dirty.add(("seat", assignment.table_id, assignment.seat))
         if old is None or new is None or _membership(old) != _membership(new):
-            self._membership_stale = True  # who is in which household: read again
+            self._homes.guest_changed(key, old, new)  # who is in which household
         self._moved.add(key)  # an answer changed: who of its household may be seated
         hosts = {key}  # whose unnamed plus-one may have come or gone: their table's count
         for guest, sign in ((old, -1), (new, 1)):
@@ -168,7 +223,7 @@ class WeddingFindings(FindingIndexes):
                 self._dirty.add(("table", seat.table_id))
 
     def _households_changed(self, key: str, old: Household | None, new: Household | None) -> None:
-        self._membership_stale = True  # its name (free-text guests match entries by it)
+        self._homes.entry_changed(key, old, new)  # free-text guests match entries by name
 
     def _tables_changed(self, key: str, old: Table | None, new: Table | None) -> None:
         self._dirty.add(("table", key))
@@ -277,27 +332,15 @@ class WeddingFindings(FindingIndexes):
         return changed
 
     def _refresh_households(self) -> None:
-        """Mark the households whose people were moved or answered, and, when a guest or
-        household entry changed, read who is in which household again (one pass over the
-        guest list: the free-text fallback matches guests to entries by name), marking
-        those whose name or people changed."""
-        if self._membership_stale:
-            self._membership_stale = False
-            guest_list = GuestList(
-                guests=self._records["guests"], households=self._records["households"]
-            )
-            found = {
-                h.id: (h.name, frozenset(g.id for g in h.guests))
-                for h in households(guest_list).values()
-                if len(h.guests) > 1
-            }
-            for household_id in found.keys() | self._households.keys():
-                if found.get(household_id) != self._households.get(household_id):
-                    self._dirty.add(("household", household_id))
-            self._households = found
-            self._household_of = {g: h for h, (_, people) in found.items() for g in people}
+        """Mark the households whose people were moved or answered, and those whose name
+        or people changed (the guests and household entries that changed read again: see
+        :class:`~documents.findings_households.HouseholdIndex`)."""
+        records = self._records
+        homes = self._homes
+        for household_id in homes.refresh(records["guests"], records["households"]):
+            self._dirty.add(("household", household_id))
         for guest_id in self._moved:
-            holder = self._household_of.get(guest_id)
+            holder = homes.of.get(guest_id)
             if holder is not None:
                 self._dirty.add(("household", holder))
         self._moved.clear()

@@ -17,6 +17,7 @@ from typing import Any
 
 from pycrdt import Doc
 
+from .findings_households import HouseholdIndex
 from .findings_kinds import Group, Ident
 from .model import DOCUMENT_KINDS, Conflict, format_money, parse_instant
 from .schema import (
@@ -58,9 +59,7 @@ class FindingIndexes:
         self._scheduled = 0
         self._planned = 0
         self._named: dict[str, set[str]] = defaultdict(set)  # host -> named plus-ones
-        self._household_of: dict[str, str] = {}  # guest -> household id
-        self._households: dict[str, tuple[str, frozenset[str]]] = {}  # id -> name, members
-        self._membership_stale = True
+        self._homes = HouseholdIndex()  # who is in which household
         self._moved: set[str] = set()  # guests whose assignment changed since evaluate
         # findings
         self._groups: dict[Group, tuple[Conflict, ...]] = {}
@@ -140,7 +139,7 @@ class FindingIndexes:
         ]
 
     def _household(self, key: str) -> list[Conflict]:
-        found = self._households.get(key)
+        found = self._homes.found.get(key)
         if found is None:
             return []
         name, members = found

@@ -19,7 +19,7 @@ library's own iteration of a stored shape.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .model import household_id_of, household_key
@@ -31,6 +31,7 @@ __all__ = [
     "household_of",
     "households",
     "named_plus_ones",
+    "own_household",
     "unnamed_plus_ones",
 ]
 
@@ -90,10 +91,12 @@ def _by_name(entries: Mapping[str, Household]) -> dict[str, str]:
     return found
 
 
-def _own_household(
-    guest: Guest, entries: Mapping[str, Household], names: dict[str, str]
+def own_household(
+    guest: Guest, entries: Mapping[str, Household], match: Callable[[str], str | None]
 ) -> tuple[str, str] | None:
-    """The id and name of the household a guest names themself, or ``None``."""
+    """The id and name of the household a guest names themself, or ``None``. ``match``
+    gives the id of the entry whose normalised name is the one given (the smallest id where
+    several share one), ``None`` when no entry has it."""
     if guest.household_id is not None:
         entry = entries.get(guest.household_id)
         # A household entry not (or no longer) on the list: the guest still names it.
@@ -103,7 +106,7 @@ def _own_household(
     derived = household_id_of(guest.household)
     if derived in entries:
         return derived, entries[derived].name
-    matched = names.get(household_key(guest.household))
+    matched = match(household_key(guest.household))
     if matched is not None:
         return matched, entries[matched].name
     return derived, guest.household
@@ -116,7 +119,7 @@ def _assign(guest_list: GuestList) -> dict[str, tuple[str, str]]:
     guests = guest_list.guests
     found: dict[str, tuple[str, str]] = {}
     for guest in guests.values():
-        own = _own_household(guest, entries, names)
+        own = own_household(guest, entries, names.get)
         if own is not None:
             found[guest.id] = own
     for guest in guests.values():

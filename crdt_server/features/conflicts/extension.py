@@ -146,7 +146,16 @@ class ConflictsKeeper(Extension):
         wedding = self._wedding(room.wedding_id)
         if wedding.local:
             wedding.local = False
-            self._schedule(room.wedding_id)
+            # Most changes move no finding: settled here, without a task, when nothing
+            # else is under way (an evaluation holds the lock across its awaits).
+            quiet = False
+            if wedding.task is None and not wedding.lock.locked():
+                try:
+                    quiet = wedding.settle_quietly()
+                except Exception:
+                    log.exception("could not update the conflicts of wedding %s", room.wedding_id)
+            if not quiet:
+                self._schedule(room.wedding_id)
         elif wedding.timer is None:
             # Content another process committed: that process writes what it changed
             # within milliseconds; this one only makes sure, a moment later (writing, and

@@ -49,9 +49,9 @@ class KeptWedding:
     resolved: dict[str, StoredEvent] = field(default_factory=dict)
     """``conflict.resolved`` events credited to a resolver, for :meth:`ConflictsKeeper.resolve
     <crdt_server.features.conflicts.extension.ConflictsKeeper.resolve>` to name."""
-    touched: list[tuple[str, Doc[Any], list[tuple[str, str]]]] = field(default_factory=list)
-    """Entries ``(root, id)`` of a document of a kind that changes touched since the last
-    evaluation, which reads them again (:meth:`read_touched`)."""
+    touched: list[tuple[str, Doc[Any], list[EntryChange]]] = field(default_factory=list)
+    """What changes of a document of a kind did to its entries since the last evaluation,
+    which applies it (:meth:`read_touched`)."""
 
     def touch(self, room: RoomView, changes: Sequence[EntryChange]) -> None:
         """Entries of ``room``'s document that a change touched, for the next evaluation
@@ -65,7 +65,30 @@ class KeptWedding:
         if changes:
             # Read by the evaluation that follows, a slice at a time: one update may touch
             # thousands of entries, which must not hold the event loop all at once.
-            self.touched.append((room.kind, room.doc, [(c.root, c.id) for c in changes]))
+            self.touched.append((room.kind, room.doc, list(changes)))
+
+    def settle_quietly(self) -> bool:
+        """Apply what changes touched since the last evaluation and evaluate, here and now,
+        when that is all there is to do (a few entries of the documents the findings were
+        read from, nothing else marked); whether every finding stayed as it was, with
+        nothing to write. Otherwise what changed is kept for the evaluation's task."""
+        findings = self.findings
+        if findings is None or self.stale or self.keys or self.full or self.stored:
+            return False
+        touched = self.touched
+        if sum(len(entries) for _, _, entries in touched) > _TOUCH_SLICE:
+            return False  # read by the task, a slice per turn of the loop
+        if any(findings.sources.get(kind) is not doc for kind, doc, _ in touched):
+            return False  # a document replaced: read whole by the task
+        self.touched = []
+        try:
+            for kind, doc, entries in touched:
+                findings.apply(kind, doc, entries)
+            self.keys = findings.evaluate()
+        except Exception:
+            self.stale = True  # not trusted any more: read whole next time
+            raise
+        return not self.keys
 
     async def read_touched(self) -> None:
         """Read again the entries the changes since the last evaluation touched."""
@@ -82,7 +105,7 @@ class KeptWedding:
                 if at:
                     await asyncio.sleep(0)  # let the loop turn (health checks, other rooms)
                 try:
-                    findings.touch(kind, doc, entries[at : at + _TOUCH_SLICE])
+                    findings.apply(kind, doc, entries[at : at + _TOUCH_SLICE])
                 except Exception:
                     self.stale = True  # not trusted any more: read whole next time
                     raise
