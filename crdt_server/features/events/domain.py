@@ -5,7 +5,6 @@ it is derived (:func:`event_key`)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,29 +34,57 @@ def items_by_path(
     return paths
 
 
-def event_key(doc: str, kind: str, change: EntryChange, items: Items) -> str | None:
-    """The key of an event of type ``kind`` derived from ``change`` (to a ``doc``
-    document), from the Yjs items the change is made of (``items``: its update's): an
-    entry added or removed, its entry's item; a change of fields, their new items (or
-    those removed). An item is written once and removed once, so two processes that each
-    integrate the same update as new (a client that re-sent it to another server) derive
-    events with the same keys, and the wedding keeps one of each. ``None`` when the items
-    are unknown (no index of the document's items) or ambiguous (two integrations of the
-    update wrote one slot): such an event is stored as derived."""
-    paths = [(change.root, change.id)]
-    if change.action == "updated" and not change.replaced:
-        names = {*change.before, *change.after}
-        paths += [(change.root, change.id, name) for name in sorted(names)]
-    ids: list[tuple[int, int]] = []
-    for path in paths:
+_FIELDS_OF = {
+    "guest.rsvp_changed": ("rsvp",),
+    "task.completed": ("done",),
+    "task.reopened": ("done",),
+    "timeline.item_rescheduled": ("start", "end"),
+    "budget.payment_paid": ("status",),
+}
+"""The fields an event of an entry's update tells of, where its data does not name them
+(an ``*_updated`` event names them in ``changes``)."""
+
+
+def _told(kind: str, data: Mapping[str, Any], change: EntryChange) -> list[tuple[str, ...]]:
+    """The map slots (paths) an event derived from ``change`` tells of."""
+    entry = (change.root, change.id)
+    if change.action != "updated":  # an entry added (with its fields) or removed
+        names = change.after if change.action == "added" else {}
+        return [entry, *((*entry, name) for name in sorted(names))]
+    if change.replaced:
+        return [entry]
+    changes = data.get("changes")
+    named = changes if isinstance(changes, dict) else _FIELDS_OF.get(kind)
+    names = {*change.before, *change.after} if named is None else set(named)
+    return [entry, *((*entry, name) for name in sorted(names))]
+
+
+def event_key(
+    doc: str, kind: str, data: Mapping[str, Any], change: EntryChange, items: Items
+) -> str | None:
+    """The key of an event of type ``kind`` with ``data``, derived from ``change`` (to a
+    ``doc`` document): the Yjs items it tells of (``items``: its update's), each as written
+    (``w``) or removed (``r``), space-separated. An entry added tells of its item and its
+    fields' items, a change of fields of those fields' new (or removed) items, an entry
+    removed of its item removed. An item is written once and removed once, so two
+    processes that each integrate the same content as new (a client that re-sent it to
+    another server), in one update or in several, tell of the same items; the wedding keeps
+    an event only if none of its items was told of before (:func:`~crdt_server.features.
+    events.tables.store_events`). ``None`` when the items are unknown (no index of the
+    document's items) or ambiguous (two integrations of the update wrote one slot): such
+    an event is stored as derived."""
+    told: list[str] = []
+    for path in _told(kind, data, change):
         found = items.get(path, ())
         if len(found) > 1:
             return None
-        ids += found
-    if not ids:
-        return None
-    text = f"{doc}|{kind}|" + ",".join(f"{client}:{clock}" for client, clock in sorted(ids))
-    return hashlib.sha1(text.encode()).hexdigest()
+        if found:
+            gone = change.action == "removed" or (
+                len(path) == 3 and change.after.get(path[2]) is None
+            )
+            client, clock = found[0]
+            told.append(f"{doc}:{'r' if gone else 'w'}:{client}:{clock}")
+    return " ".join(sorted(told)) or None
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:

@@ -226,7 +226,7 @@ class EventLog(Extension):
                                 room.kind,
                                 sub=sender.actor.sub,
                                 role=sender.actor.role,
-                                key=event_key(room.kind, event.type, change, items),
+                                key=event_key(room.kind, event.type, event.data, change, items),
                             )
                         )
         return rows

@@ -101,9 +101,10 @@ EVENT_KEYS = Table(
     " PRIMARY KEY (wedding, key))",
     without_rowid=True,
 )
-"""The keys of the wedding's stored events (:attr:`NewEvent.key`), kept as long as events
-are (``at``): an event whose key is here is not stored again, whichever process derives
-it (two servers that each integrate the same update as new derive the same events)."""
+"""The Yjs items the wedding's stored events told of (:attr:`NewEvent.key`), kept as long
+as events are (``at``): an event that tells of one of them is not stored, whichever
+process derives it (two servers that each integrate the same content as new derive
+events of the same items)."""
 
 SCHEMA = schema_of(
     "events",
@@ -267,8 +268,9 @@ def check_events(events: Sequence[NewEvent]) -> None:
 def store_events(events: Sequence[NewEvent], now: float | None = None) -> Tx[list[StoredEvent]]:
     """The step that numbers ``events`` per wedding and inserts them, in the transaction
     it runs in (``stored = yield from store_events(...)``); the events as stored (those of
-    an erased wedding are left out, and so is an event whose :attr:`~NewEvent.key` the
-    wedding has stored already). ``at`` 0 takes ``now`` (default: the clock at commit).
+    an erased wedding are left out, and so is an event that tells of an item an event of
+    the wedding told of before: :attr:`~NewEvent.key`). ``at`` 0 takes ``now`` (default:
+    the clock at commit).
 
     The events are checked here, before the step is queued (:class:`StoreError`): text
     that cannot be stored would fail the whole shared transaction, other callers' too."""
@@ -282,9 +284,13 @@ class _Key(msgspec.Struct, frozen=True):
 
 
 def _first_of_their_keys(events: list[NewEvent], when: float) -> Tx[list[NewEvent]]:
-    """``events`` less those whose key the wedding already has (or that repeat one
-    earlier in ``events``); the new keys are kept, in the same transaction."""
-    keys = list(dict.fromkeys((e.wedding, e.key) for e in events if e.key is not None))
+    """``events`` less those that tell of an item (:attr:`NewEvent.key`: the items, space
+    separated) an event of the wedding stored before told of; the items are kept, in the
+    same transaction. Events of this commit may share items (an entry's update told as
+    two events)."""
+    keys = list(
+        dict.fromkeys((e.wedding, k) for e in events if e.key is not None for k in e.key.split())
+    )
     new: set[tuple[str, str]] = set()
     for start in range(0, len(keys), _ROWS):
         chunk = keys[start : start + _ROWS]
@@ -297,14 +303,7 @@ def _first_of_their_keys(events: list[NewEvent], when: float) -> Tx[list[NewEven
             *params,
         )
         new.update((k.wedding, k.key) for k in added)
-    kept: list[NewEvent] = []
-    for e in events:
-        if e.key is None:
-            kept.append(e)
-        elif (e.wedding, e.key) in new:
-            new.discard((e.wedding, e.key))  # the first with its key, once
-            kept.append(e)
-    return kept
+    return [e for e in events if e.key is None or all((e.wedding, k) in new for k in e.key.split())]
 
 
 def _store_events(events: list[NewEvent], now: float | None) -> Tx[list[StoredEvent]]:
