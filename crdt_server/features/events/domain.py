@@ -49,8 +49,8 @@ def _told(kind: str, data: Mapping[str, Any], change: EntryChange) -> list[tuple
     """The map slots (paths) an event derived from ``change`` tells of."""
     entry = (change.root, change.id)
     if change.action != "updated":  # an entry added (with its fields) or removed
-        names = change.after if change.action == "added" else {}
-        return [entry, *((*entry, name) for name in sorted(names))]
+        added = change.after if change.action == "added" else {}
+        return [entry, *((*entry, name) for name in sorted(added))]
     if change.replaced:
         return [entry]
     changes = data.get("changes")
