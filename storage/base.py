@@ -184,6 +184,10 @@ class NewEvent:
     audience: str | None = None
     """Who may see it, when not everyone who may read ``doc``: a JSON array of subjects
     (:func:`audience_of`); readers with a ``viewer`` filter see it only if named."""
+    key: str | None = None
+    """What it tells of, wherever it is derived (an event of an update: the Yjs items it is
+    about, space-separated): the wedding keeps an event only if no event stored before
+    told of any of them; ``None``: always stored."""
 
 
 def audience_of(subs: Sequence[str]) -> str:

@@ -9,8 +9,10 @@ campaign's commands to them over stdin/stdout, one JSON object per line:
   replica holds the store's state vector, then the host writes every writer's ops and
   replica to CONFIG's ``out`` file and answers ``{"event": "final"}``.
 
-A pycrdt writer acknowledges an op when the server's sync step 2 or update carries its
-clock (what the server echoes is committed: docs/guides/clients.md, "Updates")."""
+A pycrdt writer acknowledges an op when the server's sync step 2 or updates carry every
+clock up to its own (what the server echoes is committed: docs/guides/clients.md,
+"Updates"); at each connect it asks for what the server holds beyond what it confirmed, so
+an op stored without its echo reaching it is acknowledged by the next step 2."""
 
 from __future__ import annotations
 
@@ -81,7 +83,13 @@ class PyWriter:
                     opens += 1
                     self.reconnects = opens - 1
                     self.socket = socket
-                    await socket.send(create_sync_message(self.doc))
+                    # The step 1 of what the server confirmed, not of the document: its
+                    # step 2 then carries this writer's own ops that it holds committed,
+                    # the acknowledgement of an op whose echo a closed socket took (a
+                    # commit that went through while the server saw it fail). Asked from
+                    # the document, it would carry none of them, and every later echo
+                    # would stay unchained behind the one missing.
+                    await socket.send(create_sync_message(self.confirmed))
                     # What was written while offline travels in the step 2 answering the
                     # server's step 1; the queue of single updates starts afresh.
                     while not self.outbox.empty():

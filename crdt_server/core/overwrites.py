@@ -84,6 +84,11 @@ class Found:
     """Paths the update wrote having seen the value it replaced (or writing a new key)."""
     clients: set[int] = field(default_factory=set)
     """The Yjs clients whose new items the update holds."""
+    items: list[tuple[tuple[str, ...], ID]] = field(default_factory=list)
+    """Each map slot the integration changed, by its path, with the item that did it: the
+    new item now current there, or the old one it removed (in the order met). The same
+    content integrated by two processes names the same items: an identity for what it
+    did, whoever integrates it (the events' keys)."""
 
 
 def finding_id(kind: str, a: ID, b: ID | None) -> str:
@@ -335,6 +340,7 @@ class OverwriteIndex:
             path = self.path(slot)
             if path is None:
                 continue
+            found.items.append((path, item.id))
             if (
                 previous is not None
                 and previous not in new_ids
@@ -395,6 +401,8 @@ class OverwriteIndex:
                 continue
             del self._current[slot]
             stored = self._values.pop(old, None)
+            if (where := self.path(slot)) is not None:
+                found.items.append((where, old))
             parent = slot[0]
             if parent in removed and not _contains(update.deletes, old):
                 # The entry was removed by this update (its own delete set holds the entry)

@@ -229,3 +229,22 @@ def test_the_rows_of_a_race_are_written_once_whoever_writes_them_first() -> None
         closure_row("cw:x", "w1", "written", "pat", "planner", 1.0),
     ]
     assert all(row.if_absent for row in rows)
+
+
+def test_two_servers_name_the_same_items_for_the_same_writes() -> None:
+    # One server integrates a writer's edits one by one, the other all of them at once (a
+    # reconnect's step 2): each slot is named by the same item (the events' keys).
+    writer: Doc[Any] = Doc(client_id=HI)
+    guests = writer.get("guests", type=Map)
+    added = edit(writer, lambda: guests.__setitem__("g2", Map({"name": "Bo", "rsvp": "pending"})))
+    answered = edit(writer, lambda: guests["g2"].__setitem__("rsvp", "accepted"))
+    one_by_one = Server()
+    first = dict(one_by_one.apply(added).items)
+    second = dict(one_by_one.apply(answered).items)
+    at_once = dict(Server().apply(writer.get_update()).items)
+    entry, rsvp = ("guests", "g2"), ("guests", "g2", "rsvp")
+    assert first[entry] == at_once[entry] and first[entry][0] == HI
+    assert second[rsvp] == at_once[rsvp] != first[rsvp]
+    assert entry not in second  # the entry itself was not written again
+    removed = edit(writer, lambda: guests.pop("g2"))
+    assert dict(one_by_one.apply(removed).items)[entry] == first[entry]  # the item removed

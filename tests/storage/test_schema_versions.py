@@ -79,8 +79,10 @@ async def test_a_fresh_store_records_its_version_and_makes_no_feature_table(
         assert await _has_table(store, "versions")
         assert await _versions(store) == {"store": 2, "versions": 2}
         await store.install(EVENTS)
-        assert await _versions(store) == {"store": 2, "versions": 2, "events": 2}
-        assert await _wedding_tables(store, "events") == "events,event_counters,idempotency"
+        assert await _versions(store) == {"store": 2, "versions": 2, "events": 3}
+        assert (
+            await _wedding_tables(store, "events") == "events,event_counters,idempotency,event_keys"
+        )
     finally:
         await store.close()
 
@@ -99,7 +101,7 @@ async def test_a_migration_runs_once_with_its_version_row(open_store: OpenStore)
     await second.install(schema_of("notes", NOTES, migrations=(add,)))
     third = await open_store()
     await third.install(schema_of("notes", NOTES, migrations=(add,)))
-    assert await _versions(third) == {"store": 2, "events": 2, "notes": 2}
+    assert await _versions(third) == {"store": 2, "events": 3, "notes": 2}
     assert await Gateway.of(third).fetch("SELECT id FROM {t}notes_v") == [("seeded",)]
 
 
@@ -110,7 +112,7 @@ async def test_a_failing_migration_changes_nothing(open_store: OpenStore) -> Non
     with pytest.raises(StoreError):
         await store.install(schema_of("notes", NOTES, migrations=(BAD,)))
     assert not await _has_table(store, "notes_v")  # version 1's DDL rolled back with it
-    assert await _versions(store) == {"store": 2, "events": 2}
+    assert await _versions(store) == {"store": 2, "events": 3}
 
 
 @pytest.mark.asyncio
@@ -232,8 +234,14 @@ async def test_the_features_declare_the_same_sqlite_tables_as_the_earlier_releas
                 schema, wedding_tables=schema.first_wedding_tables, migrations=()
             )
             # The earlier release's store made the events' tables, which the events
-            # feature's version 2 makes now (the same DDL, to the byte).
-            await first.install(schema if schema.name == "events" else at_version_one)
+            # feature's version 2 makes now (the same DDL, to the byte); its version 3
+            # (the events' keys) came after that release.
+            at_version_two = dataclasses.replace(
+                schema,
+                wedding_tables=tuple(t for t in schema.wedding_tables if t != "event_keys"),
+                migrations=schema.migrations[:1],
+            )
+            await first.install(at_version_two if schema.name == "events" else at_version_one)
     finally:
         await first.close()
     at_one = [o for o in _sqlite_objects(tmp_path / "first.sqlite3") if o[1] != "schema_versions"]
@@ -331,7 +339,7 @@ async def test_a_postgres_schema_of_the_earlier_release_is_renamed_as_a_fresh_on
             if schema == "legacy":
                 assert await _versions(store) == {
                     "store": 2,
-                    "events": 2,
+                    "events": 3,
                     "versions": 2,
                     "integrations": 1,
                     "people": 4,

@@ -30,6 +30,7 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
+from crdt_server.features.events.domain import event_key, items_by_path
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import (
     add_events,
@@ -131,6 +132,7 @@ class EventLog(Extension):
     name = "events"
     domain = WEDDINGS
     wants_changes = True
+    wants_overwrites = True  # the items each update wrote: the events' keys (event_key)
 
     def __init__(self, core: Core, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
         """``on_recorded``: called with the wedding each time events of it are stored by
@@ -209,19 +211,22 @@ class EventLog(Extension):
         rows: list[NewEvent] = []
         for update in batch.updates:
             crossed = _crossed(update)
+            items = items_by_path(update.found)
             for sender, changes in update.changes:
-                for event in derive_events(room.kind, entry_changes(changes)):
-                    data = _honest(event.type, event.data, crossed) if crossed else event.data
-                    rows.append(
-                        NewEvent(
-                            room.wedding_id,
-                            event.type,
-                            json.dumps(data, separators=(",", ":")),
-                            room.kind,
-                            sub=sender.actor.sub,
-                            role=sender.actor.role,
+                for change in entry_changes(changes):
+                    for event in derive_events(room.kind, [change]):
+                        data = _honest(event.type, event.data, crossed) if crossed else event.data
+                        rows.append(
+                            NewEvent(
+                                room.wedding_id,
+                                event.type,
+                                json.dumps(data, separators=(",", ":")),
+                                room.kind,
+                                sub=sender.actor.sub,
+                                role=sender.actor.role,
+                                key=event_key(room.kind, event.type, event.data, change, items),
+                            )
                         )
-                    )
         return rows
 
     def events_step(self, events: Sequence[NewEvent]) -> Tx[list[StoredEvent]]:

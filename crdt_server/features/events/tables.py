@@ -95,14 +95,30 @@ IDEMPOTENCY = Table(
 )
 """What a posted batch with an ``Idempotency-Key`` stored: its fingerprint and seqs."""
 
+EVENT_KEYS = Table(
+    "event_keys",
+    "(wedding {text} NOT NULL, key {text} NOT NULL, at {real} NOT NULL,"
+    " PRIMARY KEY (wedding, key))",
+    without_rowid=True,
+)
+"""The Yjs items the wedding's stored events told of (:attr:`NewEvent.key`), kept as long
+as events are (``at``): an event that tells of one of them is not stored, whichever
+process derives it (two servers that each integrate the same content as new derive
+events of the same items)."""
+
 SCHEMA = schema_of(
-    "events", TICKETS, migrations=[created(2, TICKETS, EVENTS, EVENT_COUNTERS, IDEMPOTENCY)]
+    "events",
+    TICKETS,
+    migrations=[
+        created(2, TICKETS, EVENTS, EVENT_COUNTERS, IDEMPOTENCY),
+        created(3, EVENT_KEYS),
+    ],
 )
 """The events feature's tables. Version 2 took the events, their counters and idempotency
 keys over from the document store, which made them (the same DDL) until then: a store of
 that time keeps them and their rows, and a new one gets them here. ``tickets`` is created
 again by version 2 for a store whose events record the document store wrote (see
-``storage``'s second migration)."""
+``storage``'s second migration). Version 3 adds the events' keys."""
 
 
 async def put_ticket(gateway: Gateway, digest: str, payload: str, expires_at: float) -> None:
@@ -246,13 +262,15 @@ def check_events(events: Sequence[NewEvent]) -> None:
     before its transaction, which would fail whole."""
     for e in events:
         _check(e.wedding, e.type, e.data, e.sub, e.role, e.priority, e.doc or "")
-        _check(e.audience or "")
+        _check(e.audience or "", e.key or "")
 
 
 def store_events(events: Sequence[NewEvent], now: float | None = None) -> Tx[list[StoredEvent]]:
     """The step that numbers ``events`` per wedding and inserts them, in the transaction
     it runs in (``stored = yield from store_events(...)``); the events as stored (those of
-    an erased wedding are left out). ``at`` 0 takes ``now`` (default: the clock at commit).
+    an erased wedding are left out, and so is an event that tells of an item an event of
+    the wedding told of before: :attr:`~NewEvent.key`). ``at`` 0 takes ``now`` (default:
+    the clock at commit).
 
     The events are checked here, before the step is queued (:class:`StoreError`): text
     that cannot be stored would fail the whole shared transaction, other callers' too."""
@@ -260,10 +278,40 @@ def store_events(events: Sequence[NewEvent], now: float | None = None) -> Tx[lis
     return _store_events(list(events), now)
 
 
+class _Key(msgspec.Struct, frozen=True):
+    wedding: str
+    key: str
+
+
+def _first_of_their_keys(events: list[NewEvent], when: float) -> Tx[list[NewEvent]]:
+    """``events`` less those that tell of an item (:attr:`NewEvent.key`: the items, space
+    separated) an event of the wedding stored before told of; the items are kept, in the
+    same transaction. Events of this commit may share items (an entry's update told as
+    two events)."""
+    keys = list(
+        dict.fromkeys((e.wedding, k) for e in events if e.key is not None for k in e.key.split())
+    )
+    new: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), _ROWS):
+        chunk = keys[start : start + _ROWS]
+        marks = ", ".join(["(?, ?, ?)"] * len(chunk))
+        params = [value for wedding, key in chunk for value in (wedding, key, when)]
+        added = yield from rows_as(
+            _Key,
+            f"INSERT INTO {{t}}event_keys (wedding, key, at) VALUES {marks}"  # noqa: S608
+            " ON CONFLICT (wedding, key) DO NOTHING RETURNING wedding, key",
+            *params,
+        )
+        new.update((k.wedding, k.key) for k in added)
+    return [e for e in events if e.key is None or all((e.wedding, k) in new for k in e.key.split())]
+
+
 def _store_events(events: list[NewEvent], now: float | None) -> Tx[list[StoredEvent]]:
     if not events:
         return []
     when = clock.now() if now is None else now
+    if any(e.key is not None for e in events):
+        events = yield from _first_of_their_keys(events, when)
     counts: dict[str, int] = {}
     for event in events:
         counts[event.wedding] = counts.get(event.wedding, 0) + 1
@@ -478,6 +526,7 @@ def _count(sql: str, params: tuple[Any, ...]) -> Tx[int]:
 
 def _purge_events(before: float, now: float) -> Tx[int]:
     gone: int = yield Sql("DELETE FROM {t}events WHERE at < ?", (before,), count=True)
+    yield Sql("DELETE FROM {t}event_keys WHERE at < ?", (before,))
     yield Sql("DELETE FROM {t}idempotency WHERE expires_at < ?", (now,))
     return gone
 
