@@ -132,12 +132,18 @@ class EventLog(Extension):
     name = "events"
     domain = WEDDINGS
     wants_changes = True
-    wants_overwrites = True  # the items each update wrote: the events' keys (event_key)
 
     def __init__(self, core: Core, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
         """``on_recorded``: called with the wedding each time events of it are stored by
         this process (with an update or on their own), after the commit."""
         self._on_recorded = tuple(on_recorded)
+        self._keyed = Gateway.of(core.store).dialect == "postgres"
+        """Whether events carry the items they tell of (:func:`event_key`): where several
+        servers share the store, each may integrate the same content as new (a writer that
+        re-sent it to another host) and derive its events. On SQLite one process derives a
+        room's events (one server, or the wedding's worker under ``--workers``): the keys'
+        statement in every commit would buy nothing there."""
+        self.wants_overwrites = self._keyed  # the items each update wrote: the keys
         self._readers: dict[str, set[_Reader]] = {}
         self._reads: dict[tuple[str, int, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
         """Store reads in flight for followers: woken together, followers that want the
@@ -211,7 +217,7 @@ class EventLog(Extension):
         rows: list[NewEvent] = []
         for update in batch.updates:
             crossed = _crossed(update)
-            items = items_by_path(update.found)
+            items = items_by_path(update.found) if self._keyed else None
             for sender, changes in update.changes:
                 for change in entry_changes(changes):
                     for event in derive_events(room.kind, [change]):
@@ -224,7 +230,9 @@ class EventLog(Extension):
                                 room.kind,
                                 sub=sender.actor.sub,
                                 role=sender.actor.role,
-                                key=event_key(room.kind, event.type, event.data, change, items),
+                                key=None
+                                if items is None
+                                else event_key(room.kind, event.type, event.data, change, items),
                             )
                         )
         return rows
