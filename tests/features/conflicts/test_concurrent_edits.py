@@ -310,7 +310,9 @@ async def test_acknowledging_closes_a_finding_and_equal_values_make_none(
         await stored(server, http, phone)
         await laptop.edit(map_set("guests", "rsvp", "pending", path=["g1"]))
         await laptop.call("reconnect")
-        (finding,) = await until(lambda: conflicts(http))
+        found = await until(lambda: conflicts(http))
+        assert len(found) == 1, found
+        (finding,) = found
         assert finding["concurrent"]["same_actor"] is True
         await planner.wait_for({"guests": {"g1": guest(rsvp="declined")}}, roots=ROOTS)
         answer = await http.post(
