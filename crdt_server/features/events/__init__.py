@@ -9,7 +9,7 @@ from crdt_server.auth.permissions import LEADS
 from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.events.domain import event_json, readable_event
-from crdt_server.features.events.extension import EmergencyRaised, Ephemeral, EventLog
+from crdt_server.features.events.extension import EmergencyRaised, Ephemeral, EventLog, keyed_on
 from crdt_server.features.events.routes import (
     CustomEvent,
     PostedEvent,
@@ -55,7 +55,7 @@ __all__ = [
 
 
 def _build(built: Built) -> Sequence[Extension]:
-    return [EventLog(built.core)]
+    return [EventLog(built.core, keyed=keyed_on(built.core.store))]
 
 
 FEATURE = Feature(

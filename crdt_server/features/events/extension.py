@@ -44,6 +44,7 @@ from crdt_server.features.events.tables import (
 from crdt_server.names import LANE_PRIORITIES, Lane
 from crdt_server.storage import (
     AddedEvents,
+    DocumentStore,
     EventFilter,
     Gateway,
     NewEvent,
@@ -53,7 +54,7 @@ from crdt_server.storage import (
 from crdt_server.storage.gateway import Tx
 from crdt_server.times import rfc3339
 
-__all__ = ["EmergencyRaised", "Ephemeral", "EventLog"]
+__all__ = ["EmergencyRaised", "Ephemeral", "EventLog", "keyed_on"]
 
 log = logging.getLogger("crdt_server.events")
 
@@ -126,6 +127,15 @@ class _Reader:
     """Ephemeral records to send before anything else (:meth:`EventLog.tell`)."""
 
 
+def keyed_on(store: DocumentStore) -> bool:
+    """Whether events derived from updates carry their items' keys on ``store``: where
+    several servers share it (PostgreSQL), each may integrate the same content as new (a
+    writer that re-sent it to another host) and derive its events. On SQLite one process
+    derives a room's events (the server, or the wedding's worker under ``--workers``): the
+    keys' statement in every commit would buy nothing there."""
+    return Gateway.of(store).dialect == "postgres"
+
+
 class EventLog(Extension):
     """Derives, stores and announces a wedding's domain events (see the module docstring)."""
 
@@ -133,17 +143,20 @@ class EventLog(Extension):
     domain = WEDDINGS
     wants_changes = True
 
-    def __init__(self, core: Core, *, on_recorded: Sequence[Callable[[str], None]] = ()) -> None:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        on_recorded: Sequence[Callable[[str], None]] = (),
+        keyed: bool = False,
+    ) -> None:
         """``on_recorded``: called with the wedding each time events of it are stored by
-        this process (with an update or on their own), after the commit."""
+        this process (with an update or on their own), after the commit. ``keyed``: events
+        carry the items they tell of (:func:`event_key`), for a store several servers
+        share (:func:`keyed_on`)."""
         self._on_recorded = tuple(on_recorded)
-        self._keyed = Gateway.of(core.store).dialect == "postgres"
-        """Whether events carry the items they tell of (:func:`event_key`): where several
-        servers share the store, each may integrate the same content as new (a writer that
-        re-sent it to another host) and derive its events. On SQLite one process derives a
-        room's events (one server, or the wedding's worker under ``--workers``): the keys'
-        statement in every commit would buy nothing there."""
-        self.wants_overwrites = self._keyed  # the items each update wrote: the keys
+        self._keyed = keyed
+        self.wants_overwrites = keyed  # the items each update wrote: the keys
         self._readers: dict[str, set[_Reader]] = {}
         self._reads: dict[tuple[str, int, int, EventFilter], asyncio.Future[list[StoredEvent]]] = {}
         """Store reads in flight for followers: woken together, followers that want the
