@@ -31,6 +31,7 @@ from pycrdt import Doc, Map
 
 from .changes import EntryChange
 from .findings_groups import FindingIndexes
+from .findings_households import index_move
 from .findings_kinds import FINDING_KINDS, FindingKind, Group, Ident, ident
 from .model import DOCUMENT_KINDS, PAYMENT, Conflict, DocumentError, normal_label, parse_instant
 from .schema import (
@@ -215,7 +216,7 @@ class WeddingFindings(FindingIndexes):
         hosts = {key}  # whose unnamed plus-one may have come or gone: their table's count
         for guest, sign in ((old, -1), (new, 1)):
             if guest is not None and guest.plus_one_of is not None:
-                _move(self._named, guest.plus_one_of, key, sign)
+                index_move(self._named, guest.plus_one_of, key, sign)
                 hosts.add(guest.plus_one_of)
         for host in hosts:
             seat: Assignment | None = self._records["assignments"].get(host)
@@ -240,10 +241,10 @@ class WeddingFindings(FindingIndexes):
             if a is None:
                 continue
             self._dirty.add(("table", a.table_id))
-            _move(self._by_table, a.table_id, key, sign)
+            index_move(self._by_table, a.table_id, key, sign)
             if a.seat is not None:
                 self._dirty.add(("seat", a.table_id, a.seat))
-                _move(self._on_seat, (a.table_id, a.seat), key, sign)
+                index_move(self._on_seat, (a.table_id, a.seat), key, sign)
                 if sign > 0:
                     self._seats[a.table_id].add(a.seat)
                 elif (a.table_id, a.seat) not in self._on_seat:
@@ -262,7 +263,7 @@ class WeddingFindings(FindingIndexes):
                 if label is not None:
                     group = (code, normal_label(label))
                     self._dirty.add(("overlap", *group))
-                    _move(self._labelled, group, key, sign)
+                    index_move(self._labelled, group, key, sign)
 
     def _categories_changed(self, key: str, old: Category | None, new: Category | None) -> None:
         self._dirty.update((("category", key), ("budget",)))
@@ -276,7 +277,7 @@ class WeddingFindings(FindingIndexes):
             if p is None:
                 continue
             self._dirty.add(("category", p.category_id))
-            _move(self._by_category, p.category_id, key, sign)
+            index_move(self._by_category, p.category_id, key, sign)
             self._spent[p.category_id] += sign * p.amount
             if not self._spent[p.category_id] and p.category_id not in self._by_category:
                 del self._spent[p.category_id]
@@ -319,14 +320,14 @@ class WeddingFindings(FindingIndexes):
                 if not holders:
                     del self._current[key]
                     for path in conflict.paths:
-                        _move(self._by_path, path, key, -1)
+                        index_move(self._by_path, path, key, -1)
                 changed.add(key)
             for conflict in new:
                 key = ident(conflict)
                 if key not in self._current:
                     self._current[key] = {}
                     for path in conflict.paths:
-                        _move(self._by_path, path, key, 1)
+                        index_move(self._by_path, path, key, 1)
                 self._current[key][group] = conflict
                 changed.add(key)
         return changed
@@ -420,14 +421,3 @@ def _membership(guest: Guest) -> tuple[str | None, str | None, str | None]:
 def _active(item: TimelineItem) -> bool:
     """Whether an item takes part in overlaps (see :func:`documents.invariants`)."""
     return item.status != "cancelled" and not parse_instant(item.end) < parse_instant(item.start)
-
-
-def _move(index: dict[Any, set[Any]], key: Any, value: Any, sign: int) -> None:
-    if sign > 0:
-        index[key].add(value)
-        return
-    values = index.get(key)
-    if values is not None:
-        values.discard(value)
-        if not values:
-            del index[key]

@@ -29,12 +29,13 @@ mapping (insertion order, as a Python ``dict`` keeps it) changes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .households import own_household
 from .model import household_id_of, household_key
 from .schema import Guest, Household
 
-__all__ = ["HouseholdIndex"]
+__all__ = ["HouseholdIndex", "index_move"]
 
 Home = tuple[str, str]
 """A household's id and the name a guest gives it."""
@@ -73,12 +74,12 @@ class HouseholdIndex:
             if guest is None:
                 continue
             if guest.household_id is not None:
-                _move(self._by_id, guest.household_id, key, sign)
+                index_move(self._by_id, guest.household_id, key, sign)
             elif guest.household is not None:
-                _move(self._by_key, household_key(guest.household), key, sign)
-                _move(self._by_derived, household_id_of(guest.household), key, sign)
+                index_move(self._by_key, household_key(guest.household), key, sign)
+                index_move(self._by_derived, household_id_of(guest.household), key, sign)
             if guest.plus_one_of is not None:
-                _move(self._plus_ones, guest.plus_one_of, key, sign)
+                index_move(self._plus_ones, guest.plus_one_of, key, sign)
         self._dirty.add(key)
 
     def entry_changed(self, key: str, old: Household | None, new: Household | None) -> None:
@@ -88,7 +89,7 @@ class HouseholdIndex:
         for entry, sign in ((old, -1), (new, 1)):
             if entry is not None:
                 name = household_key(entry.name)
-                _move(self._names, name, key, sign)
+                index_move(self._names, name, key, sign)
                 self._dirty |= self._by_key.get(name, set())
         self._dirty |= self._by_id.get(key, set())
         self._dirty |= self._by_derived.get(key, set())
@@ -144,13 +145,13 @@ class HouseholdIndex:
         if home == was:
             return
         if was is not None:
-            _move(self._members, was[0], key, -1)
+            index_move(self._members, was[0], key, -1)
             touched.add(was[0])
         if home is None:
             del self._home[key]
         else:
             self._home[key] = home
-            _move(self._members, home[0], key, 1)
+            index_move(self._members, home[0], key, 1)
             touched.add(home[0])
 
     def _recount(self, touched: Iterable[str], entries: Mapping[str, Household]) -> set[str]:
@@ -177,7 +178,8 @@ class HouseholdIndex:
         return changed
 
 
-def _move(index: dict[str, set[str]], key: str, value: str, sign: int) -> None:
+def index_move(index: dict[Any, set[Any]], key: Any, value: Any, sign: int) -> None:
+    """``value`` added to (``sign`` > 0) or taken from ``index[key]``; an empty set goes."""
     if sign > 0:
         index.setdefault(key, set()).add(value)
         return
