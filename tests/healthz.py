@@ -10,12 +10,13 @@ import json
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-__all__ = ["Poller", "measured", "p99"]
+__all__ = ["Poller", "measured", "p99", "polling"]
 
 
 class Poller(threading.Thread):
@@ -43,6 +44,18 @@ class Poller(threading.Thread):
     def window(self, start: float, end: float) -> list[float]:
         """The times of the polls that were waiting at some point in [start, end]."""
         return [took for sent, took in self.samples if sent <= end and sent + took >= start]
+
+
+@contextmanager
+def polling(url: str) -> Iterator[Poller]:
+    """A :class:`Poller` of ``url`` polling while the block runs, stopped and joined after."""
+    poller = Poller(url)
+    poller.start()
+    try:
+        yield poller
+    finally:
+        poller.stop.set()
+        poller.join()
 
 
 def p99(times: list[float]) -> float:

@@ -26,7 +26,7 @@ from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_sync_s
 from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.settings import Settings
 from crdt_server.testing.tokens import TokenMinter, new_secret
-from tests.healthz import Poller, measured
+from tests.healthz import measured, polling
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
@@ -88,10 +88,8 @@ async def test_a_refusal_holds_no_loop_and_the_largest_accepted_update_is_measur
     accepted = tiny_guests(LIMIT, client=731)
     refused = tiny_guests(LIMIT + 1, client=732)
     accepted_ws = tiny_guests(LIMIT, client=733)
-    poller = Poller(server.url)
-    poller.start()
     results: list[dict[str, Any]] = []
-    try:
+    with polling(server.url) as poller:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
             w = f"w{uuid.uuid4().hex[:10]}"
             before = await state_of(http, w)
@@ -142,9 +140,6 @@ async def test_a_refusal_holds_no_loop_and_the_largest_accepted_update_is_measur
             # loaded test machine passes while a message holding the loop whole does not.
             for what, run in (("http accepted", http_accepted), ("sync accepted", ws_accepted)):
                 results.append(await measured(poller, what, run, record=True))
-    finally:
-        poller.stop.set()
-        poller.join()
     print(json.dumps({"server_alive_after": server.alive}))
     assert server.alive  # the watchdog never fired
     for figures in results:

@@ -22,7 +22,7 @@ import pytest_asyncio
 from crdt_server.features.integrations.domain_guests_csv import MAX_ROWS
 from crdt_server.testing.tokens import TokenMinter, new_secret
 from crdt_server.testing.waits import until
-from tests.healthz import Poller, measured
+from tests.healthz import measured, polling
 from tests.server import FreshWedding, ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
@@ -76,10 +76,8 @@ async def point_after(http: httpx.AsyncClient) -> bool:
 
 async def test_importing_the_largest_file_holds_no_other_wedding(server: ServerProcess) -> None:
     body = sheet(MAX_ROWS)
-    poller = Poller(server.url)
-    poller.start()
     answers: list[httpx.Response] = []
-    try:
+    with polling(server.url) as poller:
         async with httpx.AsyncClient(base_url=server.url, timeout=300) as http:
 
             async def run() -> None:
@@ -104,9 +102,6 @@ async def test_importing_the_largest_file_holds_no_other_wedding(server: ServerP
                 params={"types": "integration.guests_imported"},
                 headers=auth(),
             )
-    finally:
-        poller.stop.set()
-        poller.join()
     print(json.dumps({"server_alive_after": server.alive}))
     assert server.alive  # the watchdog never fired
     answer = answers[0]
@@ -130,9 +125,7 @@ async def test_importing_the_largest_file_holds_no_other_wedding(server: ServerP
     # off the loop too: it held the loop 5 to 10 s in one piece.
     await server.restart()
     binary = {**auth(), "Accept": "application/octet-stream"}
-    poller = Poller(server.url)
-    poller.start()
-    try:
+    with polling(server.url) as poller:
         async with httpx.AsyncClient(base_url=server.url, timeout=300) as http:
 
             async def load() -> None:
@@ -140,18 +133,13 @@ async def test_importing_the_largest_file_holds_no_other_wedding(server: ServerP
                 assert answer.status_code == 200 and len(answer.content) > MAX_ROWS
 
             loaded = await measured(poller, f"loading a room of {MAX_ROWS} guests", load)
-    finally:
-        poller.stop.set()
-        poller.join()
     assert server.alive
     assert loaded["healthz_p99_ms"] < 1000 * IMPORT_P99, loaded
 
     # Its JSON view is made on a copy on a worker thread: on the loop it held every other
     # wedding 1.26 s for these 20,000 guests (load 1), about 3 s at load 8.
-    poller = Poller(server.url)
-    poller.start()
     shown: list[dict[str, Any]] = []
-    try:
+    with polling(server.url) as poller:
         async with httpx.AsyncClient(base_url=server.url, timeout=300) as http:
 
             async def view() -> None:
@@ -160,9 +148,6 @@ async def test_importing_the_largest_file_holds_no_other_wedding(server: ServerP
                 shown.append(answer.json())
 
             viewed = await measured(poller, f"the JSON view of {MAX_ROWS} guests", view)
-    finally:
-        poller.stop.set()
-        poller.join()
     assert server.alive
     assert len(shown[0]["guests"]) == MAX_ROWS
     assert viewed["healthz_p99_ms"] < 1000 * IMPORT_P99, viewed
@@ -170,10 +155,8 @@ async def test_importing_the_largest_file_holds_no_other_wedding(server: ServerP
     # Restoring the list as it was after the import's first part removes all the other
     # guests: one change of deletions, taken in by parts like the import's additions.
     first = min(h["seq"] for h in entries)
-    poller = Poller(server.url)
-    poller.start()
     restored: list[httpx.Response] = []
-    try:
+    with polling(server.url) as poller:
         async with httpx.AsyncClient(base_url=server.url, timeout=300) as http:
 
             async def restore() -> None:
@@ -185,9 +168,6 @@ async def test_importing_the_largest_file_holds_no_other_wedding(server: ServerP
 
             removed = await measured(poller, "a restore removing most of them", restore)
             after = (await http.get(WEDDING.at("/docs/guests"), headers=auth())).json()
-    finally:
-        poller.stop.set()
-        poller.join()
     assert server.alive
     assert restored[0].status_code == 200, restored[0].text[:300]
     assert 0 < len(after["guests"]) < MAX_ROWS / 10
