@@ -48,6 +48,11 @@ row is the time from the probe's send to the vendor's copy holding it (the sourc
 a projection round, its commit and broadcast), p50/p99 (those probe updates are not in
 ``sent``: 1 per second per wedding). ``--saturday`` is the brief's Saturday: 100
 weddings x 50 members, 250 to 2,500 updates/s (a 10x RSVP wave), every step run.
+
+``--workers N`` runs ours as N processes (``crdt-server serve --workers N``) sharing rooms
+through the Redis bus at ``--redis-url``: the same scenario, for N workers' saturation
+against one process's (``benchmarks/device_scale.sh`` runs 1, 2, 4 and 8 and the brief's
+scale, 50,000 connections at 16,700 updates/s, on a many-core machine).
 """
 
 from __future__ import annotations
@@ -318,6 +323,12 @@ class Options:
     recovery_seconds: float = 15.0
     quiet_interval: float = QUIET_INTERVAL
     """``--overload``: the quiet wedding sends a guest edit every this many seconds."""
+    workers: int = 1
+    """Our server's processes (``crdt-server serve --workers N``, rooms shared through the
+    Redis bus at ``redis_url``); the peers always run as one process."""
+    redis_url: str = ""
+    cold_start: bool = True
+    """Ours, without ``--overload``: the cold start after the verify (``--no-cold-start``)."""
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     @property
@@ -589,7 +600,7 @@ async def run_server(
     ours = spec.name.startswith("ours")
     weddings = [f"pw{i}x{opts.run_id}" for i in range(opts.weddings)]
     parts = scale.split(weddings, opts.agents)
-    server = await scale.start_server(spec, run_dir, 1)
+    server = await scale.start_server(spec, run_dir, opts.workers if ours else 1)
     try:
         async with scale.Agents(opts.agents, "benchmarks.product") as agents:
             await agents.hello(server)
@@ -612,7 +623,7 @@ async def run_server(
             rooms = len(weddings) * len(opts.docs)
             print_memory(spec.name, result.memory, rooms, database is not None)
             await run_steps(opts, server, agents, agent_rooms, weddings, ours, result, database)
-            if ours and not opts.overload:
+            if ours and not opts.overload and opts.cold_start:
                 result.cold = await cold_start(opts, server, agents, parts, agent_rooms)
                 print_cold(spec.name, result.cold)
     finally:
@@ -1371,6 +1382,9 @@ async def main_async(opts: Options, keep: bool, json_path: Path | None) -> int:
     baseline = specs.get("ours-baseline")
     if baseline is not None:  # BENCH_BASELINE_SRC: another checkout, the same settings
         specs["ours-baseline"] = replace(baseline, env=(*baseline.env, *scale.SCALE_ENV))
+    if opts.workers > 1:  # the same settings on N processes and the Redis bus
+        specs["ours"] = scale.workers_spec(f"ours-{opts.workers}workers", opts.workers,
+                                           opts.redis_url)  # fmt: skip
     unknown = [s for s in opts.servers if s not in specs]
     if unknown:
         raise SystemExit(f"unknown servers {unknown} (ours-baseline needs BENCH_BASELINE_SRC)")
@@ -1505,6 +1519,14 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--quiet-interval", type=float, default=QUIET_INTERVAL,
                    help="--overload: the quiet wedding sends a guest edit every this many "
                         "seconds (%(default)g)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1,
+                   help="ours on this many processes (crdt-server serve --workers N), rooms "
+                        "shared through the Redis bus at --redis-url (%(default)s)")  # fmt: skip
+    p.add_argument("--redis-url",
+                   default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+                   help="--workers: the bus (env BENCH_REDIS_URL; %(default)s)")  # fmt: skip
+    p.add_argument("--no-cold-start", action="store_true",
+                   help="ours: skip the cold start after the verify")  # fmt: skip
     p.add_argument("--json", type=Path)
     p.add_argument("--keep", action="store_true", help="keep data directories and logs")
     args = p.parse_args(argv)
@@ -1537,6 +1559,9 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
         burst_seconds=args.burst_seconds,
         recovery_seconds=args.recovery_seconds,
         quiet_interval=args.quiet_interval,
+        workers=args.workers,
+        redis_url=args.redis_url,
+        cold_start=not args.no_cold_start,
     )
     return opts, args
 
@@ -1544,7 +1569,14 @@ def parse(argv: Sequence[str] | None) -> tuple[Options, argparse.Namespace]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--agent" in argv:
-        asyncio.run(scale.agent_main(ProductAgent()))
+        # BENCH_AGENT_LOOP=uvloop: the load generator on uvloop, for more sockets per core
+        # where the generator, not the server, would be the limit (many-core runs).
+        if os.environ.get("BENCH_AGENT_LOOP") == "uvloop":
+            import uvloop
+
+            uvloop.run(scale.agent_main(ProductAgent()))
+        else:
+            asyncio.run(scale.agent_main(ProductAgent()))
         return 0
     opts, args = parse(argv)
     try:

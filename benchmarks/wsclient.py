@@ -22,7 +22,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 from crdt_server.codec.websocket_frames import (
     apply_mask,
@@ -89,8 +89,9 @@ class RawWebSocket(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A cast, not an isinstance check: uvloop's TCP transport (BENCH_AGENT_LOOP=uvloop)
+        # has a Transport's methods without deriving from asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
         key = base64.b64encode(os.urandom(16)).decode()
         request = (
             f"GET {self._path} HTTP/1.1\r\n"

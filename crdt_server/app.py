@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -327,112 +328,23 @@ def create_app(
     ``placement``: which weddings this process owns among its host's workers
     (:mod:`crdt_server.placement`; a single process owns them all).
     """
+    server = _Server(
+        settings, store, authenticator, bus, extensions, features, apply_slot, placement
+    )
+    return Starlette(
+        routes=_routes(features),
+        lifespan=server.lifespan,
+        middleware=[Middleware(AccessMiddleware), Middleware(TombstoneGuard)],
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+    )
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
-        # A list whose features lack one they need stops the start before anything opens.
-        assembled(features)
-        # Kept as long as any token they cover may live (plus the iat clock skew).
-        keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
-        revocations = Revocations(keep_seconds=keep)
-        the_store = store or default_store(settings)
-        await the_store.open()
-        metrics = Metrics()
-        slot = ApplySlot(apply_slot) if apply_slot is not None else None
-        quarantine = await _quarantine(the_store, metrics, slot)
-        clients = ClientIds(the_store, metrics)
-        await clients.start()
-        if slot is not None:
-            slot.clear()  # only once the quarantine is stored
-        the_bus = bus if bus is not None else _bus_of(settings)
-        codec = token_codec(settings)
-        # The core first, with hooks the extensions are added to once they are built.
-        hooks = Hooks()
-        registry = RoomRegistry(
-            RoomServices(
-                the_store,
-                settings,
-                the_bus,
-                hooks=hooks,
-                metrics=metrics,
-                quarantine=quarantine,
-                slot=slot,
-                clients=clients,
-            )
-        )
-        weddings = WeddingService(registry, the_store, WEDDINGS)
-        await weddings.keys.install()
-        core = Core(settings, the_store, registry, weddings, placement)
-        erasures = ErasureService(registry, the_store, weddings, revocations, keep_revocations=keep)
-        known = frozenset(kind for feature in features for kind in feature.bus)
-        built = Built(core, revocations, features)
-        try:
-            # Every feature's tables before any build: a build may read them (a kept key),
-            # and an extension's start only starts its background work.
-            await install_tables(the_store, features)
-            for feature in features:
-                await built.build(feature)
-        except BaseException:  # a build that asks for a feature it does not declare
-            await quarantine.close()
-            await the_store.close()
-            raise
-        hooks.add(
-            [AdminEvents(revocations, known, registry, erasures), *built.extensions, *extensions]
-        )
-        matrix = permission_matrix(settings, features)
-        _warn_of(settings, matrix)
-        the_authenticator = authenticator or TokenAuthenticator(
-            codec, matrix, revocations, allow_anonymous=settings.allow_anonymous
-        )
-        gate = Gate(
-            settings,
-            registry,
-            the_authenticator,
-            upgrade_limiter=RateLimiter(
-                settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
-            ),
-            address_connections=ConnectionCounter(settings.max_connections_per_address),
-            user_connections=ConnectionCounter(settings.max_connections_per_user),
-            gone=erasures.gone,
-        )
-        await hooks.start(core)
-        state = Services(
-            settings=settings,
-            store=the_store,
-            registry=registry,
-            token_codec=codec,
-            revocations=revocations,
-            authenticator=the_authenticator,
-            gate=gate,
-            weddings=weddings,
-            limiter=HttpRateLimiter(
-                settings.rate_limits, emergency_per_hour=settings.rate_emergency_per_hour
-            ),
-            erasures=erasures,
-            permissions=matrix,
-            hooks=hooks,
-            event_streams=ConnectionCounter(settings.max_event_streams_per_user),
-            sections=tuple(section for feature in features for section in feature.export),
-            event_tables=EVENT_TABLES if events.FEATURE in features else None,
-        )
-        await registry.start()
-        try:
-            # The lifespan state reaches every request (crdt_server.edge.state) and uvicorn's
-            # WebSocket protocol (crdt_server.wire.websocket).
-            yield {STATE_KEY: gate, SERVER_STATE_KEY: state}
-        finally:
-            try:
-                await hooks.close()
-                await registry.close()
-                await quarantine.close()
-            finally:
-                if slot is not None:
-                    slot.close()
-                await the_store.close()
 
+def _routes(features: Sequence[Feature]) -> list[BaseRoute]:
+    """The HTTP API's routes (with the reference serving its OpenAPI document) and the
+    WebSocket endpoints."""
     table = [*http_routes(features), *reference_routes(lambda: spec)]
     spec = openapi_document(table, version=API_VERSION)
-    routes: list[BaseRoute] = [
+    return [
         *starlette_routes(table),
         WebSocketRoute("/sync/{wedding_id}/{doc}", sync_endpoint),
         # The room URL over plain HTTP (426: it needs the upgrade); not an HTTP API operation.
@@ -446,12 +358,177 @@ def create_app(
         WebSocketRoute("/collab", collab_endpoint),
         WebSocketRoute("/collab/{wedding_id}", collab_endpoint),
     ]
-    return Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=[Middleware(AccessMiddleware), Middleware(TombstoneGuard)],
-        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
-    )
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """What the lifespan opens before the features are built: the store, the apply slot
+    and the quarantine, the rooms (with the hooks the extensions join), the weddings."""
+
+    store: Store
+    slot: ApplySlot | None
+    quarantine: Quarantine
+    hooks: Hooks
+    registry: RoomRegistry
+    weddings: WeddingService
+    core: Core
+    erasures: ErasureService
+    revocations: Revocations
+    codec: TokenCodec
+
+    async def close(self) -> None:
+        """Close it all: the extensions and the rooms first, the store last."""
+        try:
+            await self.hooks.close()
+            await self.registry.close()
+            await self.quarantine.close()
+        finally:
+            if self.slot is not None:
+                self.slot.close()
+            await self.store.close()
+
+
+@dataclass(frozen=True)
+class _Server:
+    """:func:`create_app`'s arguments, and the lifespan they make: open the core, build the
+    features' extensions, serve, close."""
+
+    settings: Settings
+    store: Store | None
+    authenticator: Authenticator | None
+    bus: Bus | None
+    extensions: Sequence[Extension]
+    features: Sequence[Feature]
+    apply_slot: Path | None
+    placement: Placement
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[dict[str, object]]:
+        # A list whose features lack one they need stops the start before anything opens.
+        assembled(self.features)
+        opened = await self._open()
+        built = await self._build(opened)
+        known = frozenset(kind for feature in self.features for kind in feature.bus)
+        opened.hooks.add(
+            [
+                AdminEvents(opened.revocations, known, opened.registry, opened.erasures),
+                *built,
+                *self.extensions,
+            ]
+        )
+        state = self._services(opened)
+        await opened.hooks.start(opened.core)
+        await opened.registry.start()
+        try:
+            # The lifespan state reaches every request (crdt_server.edge.state) and uvicorn's
+            # WebSocket protocol (crdt_server.wire.websocket).
+            yield {STATE_KEY: state.gate, SERVER_STATE_KEY: state}
+        finally:
+            await opened.close()
+
+    async def _open(self) -> _Opened:
+        """Open the store and the core over it: the quarantine (with the clients of the
+        update the previous process left unfinished), the Yjs clients' owners, the rooms,
+        the weddings (their keys installed) and the erasures."""
+        settings = self.settings
+        # Kept as long as any token they cover may live (plus the iat clock skew).
+        keep = settings.max_token_lifetime_seconds + CLOCK_SKEW
+        revocations = Revocations(keep_seconds=keep)
+        store = self.store or default_store(settings)
+        await store.open()
+        metrics = Metrics()
+        slot = ApplySlot(self.apply_slot) if self.apply_slot is not None else None
+        quarantine = await _quarantine(store, metrics, slot)
+        clients = ClientIds(store, metrics)
+        await clients.start()
+        if slot is not None:
+            slot.clear()  # only once the quarantine is stored
+        bus = self.bus if self.bus is not None else _bus_of(settings)
+        codec = token_codec(settings)
+        # The core first, with hooks the extensions are added to once they are built.
+        hooks = Hooks()
+        registry = RoomRegistry(
+            RoomServices(
+                store,
+                settings,
+                bus,
+                hooks=hooks,
+                metrics=metrics,
+                quarantine=quarantine,
+                slot=slot,
+                clients=clients,
+            )
+        )
+        weddings = WeddingService(registry, store, WEDDINGS)
+        await weddings.keys.install()
+        return _Opened(
+            store=store,
+            slot=slot,
+            quarantine=quarantine,
+            hooks=hooks,
+            registry=registry,
+            weddings=weddings,
+            core=Core(settings, store, registry, weddings, self.placement),
+            erasures=ErasureService(registry, store, weddings, revocations, keep_revocations=keep),
+            revocations=revocations,
+            codec=codec,
+        )
+
+    async def _build(self, opened: _Opened) -> list[Extension]:
+        """The features' extensions, built in order; a failed build closes what
+        :meth:`_open` opened."""
+        built = Built(opened.core, opened.revocations, self.features)
+        try:
+            # Every feature's tables before any build: a build may read them (a kept key),
+            # and an extension's start only starts its background work.
+            await install_tables(opened.store, self.features)
+            for feature in self.features:
+                await built.build(feature)
+        except BaseException:  # a build that asks for a feature it does not declare
+            await opened.quarantine.close()
+            await opened.store.close()
+            raise
+        return built.extensions
+
+    def _services(self, opened: _Opened) -> Services:
+        """What every request may need: the permission matrix, the authenticator, the
+        upgrade gate and its limits, the HTTP rate limits."""
+        settings, features, registry = self.settings, self.features, opened.registry
+        matrix = permission_matrix(settings, features)
+        _warn_of(settings, matrix)
+        authenticator = self.authenticator or TokenAuthenticator(
+            opened.codec, matrix, opened.revocations, allow_anonymous=settings.allow_anonymous
+        )
+        gate = Gate(
+            settings,
+            registry,
+            authenticator,
+            upgrade_limiter=RateLimiter(
+                settings.max_upgrades_per_second, 2 * settings.max_upgrades_per_second
+            ),
+            address_connections=ConnectionCounter(settings.max_connections_per_address),
+            user_connections=ConnectionCounter(settings.max_connections_per_user),
+            gone=opened.erasures.gone,
+        )
+        return Services(
+            settings=settings,
+            store=opened.store,
+            registry=registry,
+            token_codec=opened.codec,
+            revocations=opened.revocations,
+            authenticator=authenticator,
+            gate=gate,
+            weddings=opened.weddings,
+            limiter=HttpRateLimiter(
+                settings.rate_limits, emergency_per_hour=settings.rate_emergency_per_hour
+            ),
+            erasures=opened.erasures,
+            permissions=matrix,
+            hooks=opened.hooks,
+            event_streams=ConnectionCounter(settings.max_event_streams_per_user),
+            sections=tuple(section for feature in features for section in feature.export),
+            event_tables=EVENT_TABLES if events.FEATURE in features else None,
+        )
 
 
 def http_routes(features: Sequence[Feature] = FEATURES) -> list[ApiRoute]:

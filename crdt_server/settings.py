@@ -171,8 +171,10 @@ class Settings:
     order, each applied, committed and sent to the room before the next (the loop serves
     other rooms between them): one message costs another wedding the time of one slice,
     not of the whole. Answered (HTTP) once its last slice is committed; a slice refused
-    leaves those before it committed. The server's own edits (a restore, an import) cut
-    their deletions too, in parts of at most this many deleted clocks."""
+    leaves those before it committed. An update deleting more than this many entries (a
+    client's message removing thousands of guests, a restore) is cut too, in parts of at
+    most this many deleted map items (a deleted text of any length is one), each echoed
+    before the next: a client confirms a deleted range by the union of the echoed ranges."""
     max_document_bytes: int = 64 * 1024 * 1024
     """Largest a document's stored log may grow (an upper bound of its encoded size);
     an update past it closes the connection with 1009."""

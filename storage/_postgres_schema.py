@@ -1,12 +1,9 @@
-"""The PostgreSQL store's schema: its tables, schema versions and migrations, the
-statements of the update log, and the checks every value passes before it is queued (see
-:mod:`storage.postgres`)."""
+"""The PostgreSQL store's schema: its tables, schema versions and migrations, and the
+statements of the update log (see :mod:`storage.postgres`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
-
-from .base import StoreError
 
 # asyncpg is named only in annotations here: the gateway imports this module's DDL
 # (tombstone_trigger) in every process, PostgreSQL or not.
@@ -84,10 +81,6 @@ SELECT seq, doc, origin, extract(epoch FROM statement_timestamp())::float8, octe
        sub, role, client_id
 FROM new
 """
-HAS_ANY = """
-SELECT doc FROM {s}.updates WHERE doc = ANY($1::text[])
-UNION ALL SELECT doc FROM {s}.history WHERE doc = ANY($1::text[]) LIMIT 1
-"""
 PUT_HISTORY = """
 INSERT INTO {s}.history (seq, doc, origin, created_at, size)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::integer[])
@@ -98,17 +91,3 @@ async def keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """Pool reset hook: skips asyncpg's reset query, a round trip on every release. Nothing
     here leaves session state (SET, LISTEN, cursors, session locks); asyncpg still rolls
     back an open transaction first."""
-
-
-def check_text(data: bytes, *names: str) -> None:
-    # Rejected before queueing: a value PostgreSQL cannot store would fail the whole shared
-    # batch, i.e. other callers' updates too.
-    if not isinstance(data, bytes) or not all(isinstance(name, str) for name in names):
-        raise TypeError("update data must be bytes, document names and origins str")
-    for name in names:
-        if "\x00" in name:
-            raise StoreError(f"{name!r}: PostgreSQL text cannot hold NUL characters")
-        try:
-            name.encode()
-        except UnicodeEncodeError as exc:
-            raise StoreError(f"{name!r} is not valid UTF-8 text") from exc

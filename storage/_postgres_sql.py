@@ -14,7 +14,6 @@ import asyncpg
 
 from ._postgres_schema import (
     APPEND,
-    HAS_ANY,
     NEXT_SEQS,
     PUT_HISTORY,
 )
@@ -68,17 +67,12 @@ class MovedRows:
             # Placeholders keep each document's rows after its own history, in one list.
             history += [(document.doc, "", -1.0, -1)] * len(document.updates)
             logged += [(document.doc, data) for data in document.updates]
-        self.names = [d.doc for d in documents]
         self.origin = origin
         self.history = history
         self.logged = logged
 
-    def write(self, s: str, where: str) -> Tx[list[int]]:
-        """The statements, in the quoted schema ``s`` (``where``, in messages); the updates'
-        seqs."""
-        found = yield Sql(HAS_ANY.format(s=s), (self.names,))
-        if found:
-            raise StoreError(f"{found[0][0]!r} already has rows in {where}")  # rolls back
+    def write(self, s: str) -> Tx[list[int]]:
+        """The statements, in the quoted schema ``s``; the updates' seqs."""
         history, logged = self.history, self.logged
         [(drawn,)] = yield Sql(NEXT_SEQS, (f"{s}.updates_seq", len(history)))
         seqs: list[int] = sorted(drawn)
@@ -128,7 +122,7 @@ def driver(tx: Tx[_T], store: PostgresStore) -> Callable[[Conn], Awaitable[_T]]:
                 else:
                     reply = [tuple(r) for r in await conn.fetch(step.text, *step.params)]
             except DB_ERRORS as exc:
-                error = StoreError(f"writing {store.where} failed: {exc}")
+                error = store_error(f"writing {store.where} failed: {exc}", exc)
                 error.__cause__ = exc
 
     return body
@@ -189,7 +183,10 @@ class Bounds:
         def expire() -> None:
             nonlocal expired
             expired = True
-            conn.terminate()  # every await on it fails now; the pool opens another
+            # Every await on it fails now; the pool opens another. One being released
+            # already is the release's to end (its own timeout terminates it).
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
 
         timer = asyncio.get_running_loop().call_later(self.answer, expire)
         try:
@@ -237,7 +234,10 @@ def store_error(message: str, exc: BaseException) -> StoreError:
     refused, dropped or ended by the server) or a lock or statement that timed out, else
     :class:`StoreError`."""
     closed = isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
-    if closed or isinstance(exc, _LINK_ERRORS):
+    # A connection left mid-operation by a link that failed under it ("cannot switch to
+    # state 12; another operation (2) is in progress"): the link's failure, not the data's.
+    broken = isinstance(exc, asyncpg.InternalClientError)
+    if closed or broken or isinstance(exc, _LINK_ERRORS):
         return StoreUnavailable(message)
     return StoreError(message)
 

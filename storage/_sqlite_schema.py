@@ -1,6 +1,5 @@
 """The SQLite store's file: its tables, schema versions and migrations, the write
-connection's settings, one transaction on the write connection, and the checks every value
-passes before it is queued (see :mod:`storage.sqlite`)."""
+connection's settings and one transaction on it (see :mod:`storage.sqlite`)."""
 
 from __future__ import annotations
 
@@ -78,9 +77,6 @@ def tombstone_trigger(table: str) -> str:
 LAST_SEQ = (
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'updates'), 0),"
     " COALESCE((SELECT MAX(seq) FROM updates), 0))"
-)
-HAS_ROWS = (
-    "SELECT 1 FROM updates WHERE doc = ? UNION ALL SELECT 1 FROM history WHERE doc = ? LIMIT 1"
 )
 
 
@@ -190,15 +186,3 @@ def checkpoint(db: sqlite3.Connection, busy_timeout: float) -> bool:
 
 def scalar(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
     return int(db.execute(sql, params).fetchone()[0])
-
-
-def check_text(data: bytes, *names: str) -> None:
-    # Rejected before queueing: a value SQLite cannot bind would fail the whole shared
-    # batch, i.e. other callers' updates too.
-    if not isinstance(data, bytes) or not all(isinstance(name, str) for name in names):
-        raise TypeError("update data must be bytes, document names and origins str")
-    for name in names:
-        try:
-            name.encode()
-        except UnicodeEncodeError as exc:
-            raise StoreError(f"{name!r} is not valid UTF-8 text") from exc

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from crdt_server import clock
 
-from ._sqlite_schema import ADDED_COLUMNS, HAS_ROWS, LAST_SEQ, Body, scalar
+from ._sqlite_schema import ADDED_COLUMNS, LAST_SEQ, Body, scalar
 from .base import (
     FeatureRow,
     MovedDocument,
@@ -137,13 +137,10 @@ def driver(tx: Tx[_T], path: Path) -> Body[_T]:
     return body
 
 
-def moving(moved: Sequence[MovedDocument], origin: str, path: Path) -> Tx[list[int]]:
+def moving(moved: Sequence[MovedDocument], origin: str) -> Tx[list[int]]:
     """The history and updates of :meth:`storage.base.Store.put_documents` (checked
     already), a row at a time; the updates' seqs."""
     written: list[int] = []
-    for document in moved:
-        if (yield Sql(HAS_ROWS, (document.doc, document.doc))):
-            raise StoreError(f"{document.doc!r} already has rows in {path}")
     [(seq,)] = yield Sql(LAST_SEQ)
     now = clock.now()
     history = "INSERT INTO history (seq, doc, origin, created_at, size) VALUES (?, ?, ?, ?, ?)"

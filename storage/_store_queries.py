@@ -4,8 +4,10 @@ Loading a document, compaction, deletion and erasure, tombstones, revocations, h
 the document list and the seq lookups read and write the same way on SQLite and
 PostgreSQL; only dialect words differ, and those are the gateway's rules
 (:func:`storage.gateway.dialect_sql`: ``?`` and ``{t}``, rewritten once per statement).
-So do installing a feature's tables (:mod:`storage._schema_versions`), the checks of moved
-documents and the features' rows written with them, and the store's side of the gateway
+So do installing a feature's tables (:mod:`storage._schema_versions`), the checks every
+value passes before it is queued, an append's way into the write queue, a shared batch's
+gateway transactions (each in a savepoint), the checks of moved documents and the
+features' rows written with them, and the store's side of the gateway
 (:meth:`StoreQueries.sql_backend`: a held transaction, deprecated, runs each of its
 statements through the backend's ordinary driver of gateway transactions). Each backend
 mixes :class:`StoreQueries` in and keeps what truly differs: how it connects and reads,
@@ -19,7 +21,7 @@ transactions in the store's one write queue (:meth:`storage.gateway.Gateway.run`
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,14 +36,26 @@ from .base import (
     HistoryEntry,
     Migration,
     MovedDocument,
+    NewUpdate,
     Revocation,
     Schema,
     StoredLog,
     StoreError,
     check_feature_rows,
+    recorded_tables,
     wedding_of_prefix,
 )
-from .gateway import Backend, Dialect, Gateway, HeldRun, Sql, Tx, dialected, statements
+from .gateway import (
+    Backend,
+    Dialect,
+    Gateway,
+    HeldRun,
+    Sql,
+    Tx,
+    dialected,
+    each_in_a_savepoint,
+    statements,
+)
 
 if TYPE_CHECKING:
     from ._group_commit import GroupCommitter
@@ -54,15 +68,20 @@ _SQLITE_IN_LIST = 500
 """Values per ``IN`` list on SQLite (it caps bound parameters); PostgreSQL takes one array."""
 
 
+RECORDED = "SELECT wedding_tables FROM {t}schema_versions"
+"""The wedding tables of every feature a store installed (:meth:`StoreQueries._recorded`)."""
+
+
 class StoreQueries:
     """The statements of :class:`~storage.base.DocumentStore` both backends share, and the
     gateway's way into the store (:meth:`sql_backend`)."""
 
-    _check_text: Callable[..., None]
-    """The backend's check of text it is given (``check_text(data, *names)``), before
-    anything is queued: a value the database cannot store fails with StoreError alone."""
+    _text_holds_nul = True
+    """Whether the database's text may hold NUL characters (PostgreSQL's may not)."""
 
     _dialect: Dialect
+    _where: str
+    """The store as messages name it (a file, or a PostgreSQL schema, never its DSN)."""
     _table_prefix: str
     """What stands before a table's name (``{t}``): the PostgreSQL schema and a dot."""
     _writer: GroupCommitter[Any]
@@ -83,13 +102,31 @@ class StoreQueries:
         turn in the writer's queue (see :meth:`storage.gateway.Gateway.transaction`)."""
         raise NotImplementedError
 
-    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
-        """``tx`` (in the store's dialect already) in a write transaction of its own, in
-        its turn in the write queue; its result once committed."""
-        raise NotImplementedError
-
     async def scrub(self) -> bool:
         raise NotImplementedError
+
+    def _driver(self, tx: Tx[Any]) -> Callable[[Any], Any]:
+        """The work of a gateway transaction (in the store's dialect already) on the write
+        connection, as the writer runs it."""
+        raise NotImplementedError
+
+    async def _shared(self, body: Callable[[Any], Any]) -> Any:
+        """Run ``body`` as a transaction of the write queue's shared batch."""
+        raise NotImplementedError
+
+    def _check_text(self, data: bytes, *names: str) -> None:
+        """Refuse, before anything is queued, what the database cannot store (with
+        :class:`StoreError`): a value it cannot bind would fail the whole shared batch,
+        i.e. other callers' updates too."""
+        if not isinstance(data, bytes) or not all(isinstance(name, str) for name in names):
+            raise TypeError("update data must be bytes, document names and origins str")
+        for name in names:
+            if "\x00" in name and not self._text_holds_nul:
+                raise StoreError(f"{name!r}: PostgreSQL text cannot hold NUL characters")
+            try:
+                name.encode()
+            except UnicodeEncodeError as exc:
+                raise StoreError(f"{name!r} is not valid UTF-8 text") from exc
 
     def sql_backend(self) -> Backend:
         """What :class:`storage.gateway.Gateway` runs its SQL through."""
@@ -111,6 +148,47 @@ class StoreQueries:
         savepoint (:func:`storage.gateway.each_in_a_savepoint`); its result once
         committed."""
         result: _T = await self._writer.run(tx)
+        return result
+
+    async def append(
+        self,
+        updates: Sequence[NewUpdate],
+        *,
+        rows: Sequence[FeatureRow] = (),
+        steps: Sequence[Tx[Any]] = (),
+        first: bool = False,
+    ) -> list[int]:
+        """Durably append ``updates``, features' ``steps`` and ``rows`` about them in one
+        transaction, shared with concurrent callers (see the protocol; ``first``: ahead of
+        them).
+
+        Returns the updates' seqs in order, once committed (and on SQLite fsynced). If the
+        shared transaction fails, every caller in it gets :class:`StoreError` and none of it
+        is stored.
+        """
+        batch = list(updates)
+        if not batch and not steps and not rows:
+            return []
+        for update in batch:
+            self._check_text(update.data, update.doc, update.origin, update.sub, update.role)
+        check_feature_rows(rows, self._wedding_tables)
+        appended: list[int] = await self._writer.append(batch, steps, rows, first)
+        return appended
+
+    async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
+        """The gateway transactions of a shared batch, in one transaction: one alone as it
+        is (its failure rolls the transaction back), several each in a savepoint."""
+        if len(txs) == 1:
+            return [(True, await self._shared(self._driver(txs[0])))]
+        outcomes: list[tuple[bool, Any]] = await self._shared(
+            self._driver(each_in_a_savepoint(txs))
+        )
+        return outcomes
+
+    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
+        """``tx`` (in the store's dialect already) in a write transaction of its own, in
+        its turn in the write queue; its result once committed."""
+        result: _T = await self._writer.write(self._driver(tx))
         return result
 
     async def install(self, schema: Schema) -> None:
@@ -157,6 +235,12 @@ class StoreQueries:
             s=s,
             added=added,
         )
+
+    def _recorded(self, rows: Iterable[Any]) -> None:
+        """Erase with each wedding the tables of every feature this store ever installed:
+        ``rows`` are what :data:`RECORDED` read (once open)."""
+        for row in rows:
+            self._add_wedding_tables(recorded_tables(str(row[0])))
 
     def _add_wedding_tables(self, tables: Sequence[str]) -> None:
         self._wedding_tables += tuple(t for t in tables if t not in self._wedding_tables)
@@ -215,12 +299,25 @@ class StoreQueries:
                 if not isinstance(entry.created_at, float | int) or not isinstance(entry.size, int):
                     raise TypeError("history times must be numbers and sizes integers")
         check_feature_rows(rows, self._wedding_tables)
+        refused = dialected(self._refusing_stored([d.doc for d in moved]), self._gateway.sql)
         then = dialected(_moved_in(list(steps), list(rows)), self._gateway.sql)
-        return await self._in_a_transaction(_putting(self._moving(moved, origin), then))
+        moving = self._moving(moved, origin)
+        return await self._in_a_transaction(_putting(refused, moving, then))
+
+    def _refusing_stored(self, docs: Sequence[str]) -> Tx[None]:
+        """Refuse (rolling back) documents that have rows here already."""
+        sql = (
+            "SELECT doc FROM {t}updates WHERE doc {in}"
+            " UNION ALL SELECT doc FROM {t}history WHERE doc {in} LIMIT 1"
+        )
+        for condition, params in self._in_lists(docs):
+            found = yield Sql(sql.replace("{in}", condition), params * 2)
+            if found:
+                raise StoreError(f"{found[0][0]!r} already has rows in {self._where}")
 
     def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
-        """The documents' history and updates, each with fresh seqs, refused if a document
-        has rows (in the store's dialect already); the updates' seqs."""
+        """The documents' history and updates, each with fresh seqs (in the store's dialect
+        already); the updates' seqs."""
         raise NotImplementedError
 
     async def delete(self, prefix: str) -> int:
@@ -339,14 +436,18 @@ class StoreQueries:
     async def _fetch_in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of ``sql``, whose ``{in}`` stands for "is one of ``values``": an ``IN``
         list of at most 500 at a time on SQLite, one array on PostgreSQL."""
-        if self._gateway.dialect == "postgres":
-            return await self._gateway.fetch(sql.replace("{in}", "= ANY(?)"), list(values))
         rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(values), _SQLITE_IN_LIST):
-            chunk = values[start : start + _SQLITE_IN_LIST]
-            marks = ",".join("?" * len(chunk))
-            rows += await self._gateway.fetch(sql.replace("{in}", f"IN ({marks})"), *chunk)
+        for condition, params in self._in_lists(values):
+            rows += await self._gateway.fetch(sql.replace("{in}", condition), *params)
         return rows
+
+    def _in_lists(self, values: Sequence[Any]) -> list[tuple[str, tuple[Any, ...]]]:
+        """ "Is one of ``values``" as conditions, each with its parameters: an ``IN`` list
+        of at most 500 at a time on SQLite, one array on PostgreSQL."""
+        if self._gateway.dialect == "postgres":
+            return [("= ANY(?)", (list(values),))]
+        chunks = (values[i : i + _SQLITE_IN_LIST] for i in range(0, len(values), _SQLITE_IN_LIST))
+        return [(f"IN ({','.join('?' * len(chunk))})", tuple(chunk)) for chunk in chunks]
 
     # Last in the class on purpose: below this def, the name ``list`` in annotations means
     # this method, not the builtin.
@@ -357,8 +458,10 @@ class StoreQueries:
         return [str(doc) for (doc,) in await self._gateway.fetch(sql, *params)]
 
 
-def _putting(moving: Tx[list[int]], then: Tx[None]) -> Tx[list[int]]:
-    """``moving`` (the documents), then ``then``; the updates' seqs."""
+def _putting(refused: Tx[None], moving: Tx[list[int]], then: Tx[None]) -> Tx[list[int]]:
+    """``refused`` (the documents' check), ``moving`` (the documents), then ``then``; the
+    updates' seqs."""
+    yield from refused
     written = yield from moving
     yield from then
     return written

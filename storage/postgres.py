@@ -39,7 +39,7 @@ that is recycled; see the README.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -53,7 +53,6 @@ from ._postgres_schema import (
     NEXT_SEQS,
     SCHEMA,
     VERSIONS,
-    check_text,
     keep_session,
 )
 from ._postgres_sql import (
@@ -67,14 +66,12 @@ from ._postgres_sql import (
     store_error,
 )
 from ._schema_versions import STORE_MIGRATIONS
-from ._store_queries import StoreQueries
+from ._store_queries import RECORDED, StoreQueries
 from .base import (
     FeatureRow,
     MovedDocument,
     NewUpdate,
     StoreError,
-    check_feature_rows,
-    recorded_tables,
 )
 from .gateway import HeldRun, Tx, each_in_a_savepoint
 
@@ -107,7 +104,7 @@ class PostgresStore(StoreQueries):
     PostgreSQL may have committed what the :class:`StoreError` reports as failed.
     """
 
-    _check_text = staticmethod(check_text)
+    _text_holds_nul = False
     _dialect = "postgres"
     _versions = VERSIONS
 
@@ -183,11 +180,7 @@ class PostgresStore(StoreQueries):
                 # Locked, so that processes opening a fresh schema at once do not collide.
                 await self._lock(conn)
                 await driver(self._upgrading("store", (SCHEMA,), STORE_MIGRATIONS), self)(conn)
-                # Erase with each wedding the tables of every feature ever installed here.
-                for row in await conn.fetch(
-                    f"SELECT wedding_tables FROM {self._s}.schema_versions"
-                ):
-                    self._add_wedding_tables(recorded_tables(str(row[0])))
+                self._recorded(await conn.fetch(self._gateway.sql(RECORDED)))
         except BaseException as exc:
             pool.terminate()
             failed = exc.__cause__ if isinstance(exc, StoreError) else exc  # a step's error
@@ -214,29 +207,6 @@ class PostgresStore(StoreQueries):
             except DB_ERRORS as exc:
                 raise StoreError(f"closing {self._where} failed: {exc}") from exc
 
-    async def append(
-        self,
-        updates: Sequence[NewUpdate],
-        *,
-        rows: Sequence[FeatureRow] = (),
-        steps: Sequence[Tx[Any]] = (),
-        first: bool = False,
-    ) -> list[int]:
-        """Durably append ``updates``, features' ``steps`` and ``rows`` about them in one
-        transaction, shared with concurrent callers (see the protocol; ``first``: ahead of
-        them).
-
-        Returns the updates' seqs in order, once committed. If the shared transaction fails,
-        every caller in it gets :class:`StoreError` and none of it is stored.
-        """
-        batch = list(updates)
-        if not batch and not steps and not rows:
-            return []
-        for update in batch:
-            check_text(update.data, update.doc, update.origin, update.sub, update.role)
-        check_feature_rows(rows, self._wedding_tables)
-        return await self._writer.append(batch, steps, rows, first)
-
     async def scrub(self) -> bool:
         """Nothing to retry: deleted rows are invisible at once (see the module docstring)."""
         if self._pool is None:
@@ -244,7 +214,7 @@ class PostgresStore(StoreQueries):
         return True
 
     def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
-        return MovedRows(moved, origin).write(self._s, self._where)
+        return MovedRows(moved, origin).write(self._s)
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
@@ -263,14 +233,6 @@ class PostgresStore(StoreQueries):
         and becomes a :class:`StoreError`."""
         result: _T = await self._writer.write(body)
         return result
-
-    async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
-        if len(txs) == 1:  # no savepoint needed: its failure rolls back the transaction
-            return [(True, await self._transaction(driver(txs[0], self)))]
-        outcomes: list[tuple[bool, Any]] = await self._transaction(
-            driver(each_in_a_savepoint(txs), self)
-        )
-        return outcomes
 
     def held_transaction(self) -> AbstractAsyncContextManager[HeldRun]:
         """A write transaction whose statements the caller sends one at a time (see
@@ -294,9 +256,8 @@ class PostgresStore(StoreQueries):
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
-        result: _T = await self._writer.write(driver(tx, self))
-        return result
+    def _driver(self, tx: Tx[_T]) -> Callable[[Conn], Awaitable[_T]]:
+        return driver(tx, self)
 
     async def _read(self, sql: str, *args: object) -> list[asyncpg.Record]:
         pool = self._pool
@@ -370,3 +331,5 @@ class PostgresStore(StoreQueries):
             raise store_error(f"{self._writing} failed: {exc}", exc) from exc
         self._commits += 1
         return result
+
+    _shared = _transaction

@@ -25,7 +25,7 @@ import asyncio
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -38,23 +38,18 @@ from ._sqlite_schema import (
     SCHEMA,
     VERSIONS,
     Body,
-    check_text,
     checkpoint,
     commits_on_loop,
     connect_writer,
 )
 from ._sqlite_sql import Held, Outside, adding_columns, driver, moving
 from ._sqlite_writes import SqliteWrites
-from ._store_queries import StoreQueries
+from ._store_queries import RECORDED, StoreQueries
 from .base import (
-    FeatureRow,
     MovedDocument,
-    NewUpdate,
     StoreError,
-    check_feature_rows,
-    recorded_tables,
 )
-from .gateway import HeldRun, Tx, each_in_a_savepoint
+from .gateway import HeldRun, Tx
 
 __all__ = [
     "SqliteStore",
@@ -87,7 +82,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
     (:func:`~storage._sqlite_schema.commits_on_loop`).
     """
 
-    _check_text = staticmethod(check_text)
     _dialect = "sqlite"
     _versions = VERSIONS
     _table_prefix = ""
@@ -105,6 +99,7 @@ class SqliteStore(SqliteWrites, StoreQueries):
         if read_connections < 0:
             raise ValueError("read_connections must be 0 (automatic) or more")
         self._path = Path(path)
+        self._where = str(self._path)
         self._read_connections = read_connections or default_read_connections()
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
@@ -176,7 +171,8 @@ class SqliteStore(SqliteWrites, StoreQueries):
         else:
             self._writer.start(lead=self._lead)
         try:
-            await self._recorded_wedding_tables()  # the first read: a reader can open
+            # The first read: a reader can open.
+            self._recorded(await self._read(self._gateway.sql(RECORDED)))
         except BaseException:
             await self.close()
             raise
@@ -206,13 +202,7 @@ class SqliteStore(SqliteWrites, StoreQueries):
             raise
         self._write_db, self._inline_db = write_db, db
         self._writer.start(self._commit_now)
-        for (tables,) in db.execute("SELECT wedding_tables FROM schema_versions").fetchall():
-            self._add_wedding_tables(recorded_tables(str(tables)))
-
-    async def _recorded_wedding_tables(self) -> None:
-        """Erase with each wedding the tables of every feature this file ever installed."""
-        for (tables,) in await self._read("SELECT wedding_tables FROM schema_versions"):
-            self._add_wedding_tables(recorded_tables(str(tables)))
+        self._recorded(db.execute(self._gateway.sql(RECORDED)).fetchall())
 
     async def close(self) -> None:
         """Commit every append already queued, stop the writer and close the file.
@@ -239,30 +229,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
             if thread is not None:
                 thread.shutdown(wait=False)
 
-    async def append(
-        self,
-        updates: Sequence[NewUpdate],
-        *,
-        rows: Sequence[FeatureRow] = (),
-        steps: Sequence[Tx[Any]] = (),
-        first: bool = False,
-    ) -> list[int]:
-        """Durably append ``updates``, features' ``steps`` and ``rows`` about them in one
-        transaction, shared with concurrent callers (see the protocol; ``first``: ahead of
-        them).
-
-        Returns the updates' seqs in order, once committed and fsynced. If the shared
-        transaction fails, every caller in it gets :class:`StoreError` and none of it is
-        stored.
-        """
-        batch = list(updates)
-        if not batch and not steps and not rows:
-            return []
-        for update in batch:
-            check_text(update.data, update.doc, update.origin, update.sub, update.role)
-        check_feature_rows(rows, self._wedding_tables)
-        return await self._writer.append(batch, steps, rows, first)
-
     async def scrub(self) -> bool:
         """Checkpoint the write-ahead log into the database file and truncate it; whether
         that finished (it cannot while another process reads an older snapshot)."""
@@ -275,7 +241,7 @@ class SqliteStore(SqliteWrites, StoreQueries):
         return scrubbed
 
     def _moving(self, moved: list[MovedDocument], origin: str) -> Tx[list[int]]:
-        return moving(moved, origin, self._path)
+        return moving(moved, origin)
 
     # -- for features (storage.base.Schema) -------------------------------------------
 
@@ -290,14 +256,6 @@ class SqliteStore(SqliteWrites, StoreQueries):
         and becomes a :class:`StoreError`."""
         result: _T = await self._writer.write(body)
         return result
-
-    async def _run_shared(self, txs: list[Tx[Any]]) -> list[tuple[bool, Any]]:
-        if len(txs) == 1:  # no savepoint needed: its failure rolls back the transaction
-            return [(True, await self._transaction(driver(txs[0], self._path), shared=True))]
-        outcomes: list[tuple[bool, Any]] = await self._transaction(
-            driver(each_in_a_savepoint(txs), self._path), shared=True
-        )
-        return outcomes
 
     def held_transaction(self) -> AbstractAsyncContextManager[HeldRun]:
         """A write transaction whose statements the caller sends one at a time (see
@@ -324,9 +282,11 @@ class SqliteStore(SqliteWrites, StoreQueries):
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _in_a_transaction(self, tx: Tx[_T]) -> _T:
-        result: _T = await self._writer.write(driver(tx, self._path))
-        return result
+    def _driver(self, tx: Tx[_T]) -> Body[_T]:
+        return driver(tx, self._path)
+
+    async def _shared(self, body: Body[_T]) -> _T:
+        return await self._transaction(body, shared=True)
 
     async def _read(self, sql: str, *params: Any) -> list[Any]:
         inline_db, readers = self._inline_db, self._readers

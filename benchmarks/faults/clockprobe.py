@@ -23,6 +23,8 @@ __all__ = ["probe"]
 WEDDING = "clockprobe"
 TOKENS = {"fresh": 3600, "five minutes left": 300}
 """Seconds each probe token has left by the real clock (it was minted an hour long)."""
+DATE_READS_FOR = 10.0
+"""Seconds the probe reads the server's ``Date`` header again until it shows the jump."""
 
 
 def _token(secret: str, left: int) -> str:
@@ -48,19 +50,36 @@ def _let_in(url: str, token: str) -> str:
         return f"failed: {exc!r}"[:200]
 
 
+def _server_ahead(url: str, offset: int) -> tuple[int | str, int]:
+    """How far the server's clock is ahead of the real one by its ``Date`` header, and how
+    many reads that took. uvicorn writes the header once a second from its loop, so a
+    loop that just stalled (4 s at the jump itself in one run) still sends the date of
+    before the jump for up to a second after it turns again: read again, every half second
+    for up to :data:`DATE_READS_FOR` seconds (the jump lasts until the probe returns),
+    until it shows the offset."""
+    deadline = time.time() + DATE_READS_FOR
+    reads = 0
+    ahead: int | str
+    time.sleep(1.2)  # a header written since the jump
+    while True:
+        reads += 1
+        try:
+            date = httpx.get(f"{url}/healthz", timeout=5).headers.get("date", "")
+            ahead = round(parsedate_to_datetime(date).timestamp() - time.time())
+        except (httpx.HTTPError, ValueError, TypeError) as exc:
+            ahead = f"no answer: {exc!r}"[:200]
+        if (isinstance(ahead, int) and abs(ahead - offset) <= 2) or time.time() > deadline:
+            return ahead, reads
+        time.sleep(0.5)
+
+
 def probe(cluster: Cluster, target: str, offset: int) -> dict[str, Any]:
     server = cluster.server(target)
     found: dict[str, Any] = {"at": round(time.time(), 1), "offset": offset}
     ws = server.url.replace("http://", "ws://")
     for name, left in TOKENS.items():
         found[name] = _let_in(ws, _token(cluster.secret, left))
-    # uvicorn writes its Date header once a second: read it after a second has passed.
-    time.sleep(max(0.0, found["at"] + 1.2 - time.time()))
-    try:
-        date = httpx.get(f"{server.url}/healthz", timeout=5).headers.get("date", "")
-        found["server_ahead_s"] = round(parsedate_to_datetime(date).timestamp() - time.time())
-    except (httpx.HTTPError, ValueError, TypeError) as exc:
-        found["server_ahead_s"] = f"no answer: {exc!r}"[:200]
+    found["server_ahead_s"], found["date_reads"] = _server_ahead(server.url, offset)
     with (cluster.dir / f"{target}.clock.jsonl").open("a") as out:
         out.write(json.dumps(found) + "\n")
     return found

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from benchmarks.faults.netns import Host, Network
 from benchmarks.faults.pgnodes import Postgres, multi_host_url
+from benchmarks.faults.watchers import WEBHOOK_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_PORT = 6379
@@ -235,6 +236,7 @@ class Cluster:
             "CRDT_SERVER_ALLOW_ANONYMOUS": "1",
             "CRDT_SERVER_ALLOW_ANONYMOUS_ON_NETWORK": "1",
             "CRDT_SERVER_TRUSTED_PROXIES": lb_host.address,
+            **WEBHOOK_ENV,
         }
         made = []
         for i, host in enumerate(server_hosts):

@@ -11,9 +11,11 @@ through its steps in a thread of its own until the heal stops it: :func:`_cycle`
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from benchmarks.faults.cluster import Cluster
 from benchmarks.faults.netns import Host
 from benchmarks.faults.pgnodes import failover, rebuild
 
-__all__ = ["KINDS", "Fault", "Kind", "schedule"]
+__all__ = ["KINDS", "Fault", "Kind", "play", "schedule", "serial", "target_of"]
 
 LOSS = 0.2
 """The share of packets a lossy link drops."""
@@ -300,6 +302,18 @@ CLIENT_KINDS = {"clients-flap", "phone-restart"}
 """Kinds whose target is a client host."""
 
 
+def target_of(
+    rng: random.Random, name: str, servers: list[str], clients: list[str] | None, taken: set[str]
+) -> str:
+    """A fault of kind ``name``'s target: a drawn server (or client host) not in ``taken``
+    where the kind targets one, else the service it names (``pg``, ``redis``)."""
+    if name in SERVER_KINDS or name in CLIENT_KINDS:
+        pool = servers if name in SERVER_KINDS else clients or ["c1"]
+        free = [s for s in pool if s not in taken] or pool
+        return rng.choice(free)
+    return name.split("-")[0]
+
+
 def schedule(
     rng: random.Random,
     first: str,
@@ -317,13 +331,78 @@ def schedule(
     names = [first, rng.choice(kinds)] if overlap else [first]
     for i, name in enumerate(names):
         kind = KINDS[name]
-        if name in SERVER_KINDS or name in CLIENT_KINDS:
-            pool = servers if name in SERVER_KINDS else clients or ["c1"]
-            free = [s for s in pool if all(f.target != s for f in faults)] or pool
-            target = rng.choice(free)
-        else:
-            target = name.split("-")[0]
+        target = target_of(rng, name, servers, clients, {f.target for f in faults})
         start = length * (0.2 + 0.15 * i) + rng.uniform(0, length * 0.05)
         duration = 0.0 if kind.instant else rng.uniform(5, max(5.0, length * 0.5))
         faults.append(Fault(kind, target, round(start, 1), round(duration, 1)))
     return faults
+
+
+SHORTEST = {"server-clock-jump": 4.5, "clients-flap": 2.5, "phone-restart": 2.5}
+"""Seconds a kind needs to show itself in a serial schedule (others: 2 s): a clock jumped
+forwards and then backwards (4 s a step), a link down once (2 s), phone apps killed after
+1.6 s offline."""
+
+
+def serial(
+    rng: random.Random,
+    kinds: list[str],
+    servers: list[str],
+    length: float,
+    clients: list[str] | None = None,
+) -> list[Fault]:
+    """One schedule of ``length`` seconds with a fault of each of ``kinds``, one after
+    another: each in a slot of its own (``length / len(kinds)``), starting a tenth of the
+    way into it and lasting 2 s (or what the kind needs: :data:`SHORTEST`) to half the
+    slot, on a drawn target; the rest of the slot is the writers' recovery before the next
+    fault. A kind applied at once (a restart) lasts what it takes."""
+    slot = length / max(1, len(kinds))
+    faults: list[Fault] = []
+    for i, name in enumerate(kinds):
+        kind = KINDS[name]
+        target = target_of(rng, name, servers, clients, set())
+        shortest = SHORTEST.get(name, 2.0)
+        duration = 0.0 if kind.instant else max(shortest, rng.uniform(2.0, max(2.0, slot * 0.5)))
+        faults.append(Fault(kind, target, round(slot * (i + 0.1), 1), round(duration, 1)))
+    return faults
+
+
+async def _step(action: str, cluster: Cluster, fault: Fault, failures: list[str]) -> None:
+    """Apply or heal ``fault``; a failure (a killed server that does not start again) is
+    a finding of the schedule, not the end of the campaign."""
+    try:
+        await asyncio.to_thread(getattr(fault.kind, action), cluster, fault.target)
+    except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+        failures.append(f"{fault.kind.name}@{fault.target}: {action} failed: {exc}"[:400])
+
+
+async def play(cluster: Cluster, faults: list[Fault], started: float, failures: list[str]) -> float:
+    """Apply each fault at its start (seconds after ``started``, a Unix time) and heal it
+    its duration after it was applied, in time order: a fault over before the next one
+    starts is healed first. An action that overruns (a server that takes 30 s to start
+    again on a loaded machine, a standby rebuilt) pushes every later start back as much,
+    so that each fault keeps the quiet time before it; how far they were pushed."""
+    due = [(started + f.start, i, "apply", f) for i, f in enumerate(faults)]
+    shift = 0.0
+    while due:
+        due.sort(key=lambda d: (d[0] + (shift if d[2] == "apply" else 0.0), d[1]))
+        at, i, action, fault = due.pop(0)
+        at += shift if action == "apply" else 0.0
+        await asyncio.sleep(max(0.0, at - time.time()))
+        if action == "apply":
+            fault.applied_at = time.time()
+            await _step("apply", cluster, fault, failures)
+            if fault.kind.instant:
+                fault.healed_at = time.time()
+                fault.duration = round(fault.healed_at - fault.applied_at, 1)
+            else:
+                due.append((fault.applied_at + fault.duration, i, "heal", fault))
+        else:
+            await _step("heal", cluster, fault, failures)
+            fault.healed_at = time.time()
+        shift += max(0.0, time.time() - max(at, fault.applied_at) - _PROMPT)
+    return shift
+
+
+_PROMPT = 1.0
+"""Seconds an action may take without pushing the later ones back."""

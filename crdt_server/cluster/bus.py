@@ -92,7 +92,11 @@ class Bus(Protocol):
         """An admin event for every other process."""
 
     async def try_lease(self, name: str, seconds: float) -> bool:
-        """Hold ``name`` for ``seconds`` if nobody else does (e.g. to compact a room once)."""
+        """Hold ``name`` for ``seconds`` if nobody else does (e.g. to compact a room once),
+        or for ``seconds`` from now if this process holds it already (renewed: a writer
+        that keeps a short lease renews it as it works, so that another process takes
+        over soon after it dies). ``False`` when another process holds it, or when the bus
+        cannot say."""
 
     @property
     def status(self) -> str:

@@ -56,6 +56,16 @@ from crdt_server.storage import StoreError
 
 __all__ = ["RedisBus"]
 
+
+_LEASE_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+"""A lease taken if free, renewed if this process (``ARGV[1]``) holds it, else left."""
 log = logging.getLogger("crdt_server.cluster.redis_bus")
 
 _UPDATES = "crdt:updates"
@@ -325,12 +335,12 @@ class RedisBus:
     async def try_lease(self, name: str, seconds: float) -> bool:
         key = f"crdt:lease:{name}"
         try:
-            if await self._redis.set(key, self.process_id, nx=True, px=int(seconds * 1000)):
-                return True
-            holder = await self._redis.get(key)
-            if isinstance(holder, bytes):
-                holder = holder.decode()
-            return holder == self.process_id
+            # One script, so that the read of the holder and the renewal are one step: a
+            # lease that lapsed between them is never renewed for a process that lost it.
+            held = await self._redis.eval(
+                _LEASE_SCRIPT, 1, key, self.process_id, int(seconds * 1000)
+            )
+            return bool(held)
         except (RedisError, OSError):
             return False  # unsure who holds it: do not act
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crdt_server.codec.updates import UpdateError, _Reader
+from crdt_server.threads import share_gil
 
 __all__ = ["Content", "DecodedUpdate", "Item", "read_delete_set", "read_items"]
 
@@ -113,7 +114,9 @@ def _read(r: _Reader) -> DecodedUpdate:
         n_structs = r.count(2, "struct count")
         client = r.uint()
         clock = r.clock("start clock")
-        for _ in range(n_structs):
+        for n in range(n_structs):
+            if not n & 1023:
+                share_gil()  # a whole document's state on a worker thread
             info = data[r.pos]
             r.pos += 1
             ref = info & 0x1F

@@ -36,6 +36,7 @@ from typing import Protocol
 from crdt_server.codec.items import ID, DecodedUpdate, Item, _deletes
 from crdt_server.codec.protocol import write_var_uint
 from crdt_server.codec.updates import UpdateError, _Reader
+from crdt_server.threads import share_gil
 
 __all__ = [
     "ARRAY",
@@ -285,6 +286,8 @@ class _Placing:
         todo = list(range(len(entries) - 1, -1, -1))
         while todo:
             i = todo.pop()
+            if not i & 1023:
+                share_gil()  # a whole document's state on a worker thread
             where = self.place(i)
             if isinstance(where, int):
                 waiting.setdefault(where, []).append(i)

@@ -7,8 +7,11 @@ structs, each encoded on its own), then one delete set. A slice is a run of at m
 ``max_structs`` consecutive structs of one client, copied byte for byte under a header of
 its own, with an empty delete set; the update's delete set goes with the slice the caller
 chooses (:meth:`Sliced.parts`: it must come after the content it deletes), or, cut at
-``max_deleted`` clocks (a range split where it must), its first part does and the others
-follow the slices as updates of deletions only. The
+``max_deleted`` (a range split where it must), its first part does and the others follow
+the slices as updates of deletions only. What ``max_deleted`` counts is the items a range
+covers when the caller knows where items start (``items``: a room's map items, what its
+recorder and index read per deletion, so a deleted text of a million characters is one
+item and one part), else its clocks (at least its items). The
 slices are ordered so that each one's references to content of other clients in the same
 update (origins, right origins, parents) are to slices before it: an item only ever names
 content that existed when it was made, so such an order exists for what a Yjs client
@@ -19,6 +22,8 @@ whole. Only for an update :func:`~crdt_server.codec.updates.inspect_update` acce
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from crdt_server.codec.updates import _Reader
@@ -128,16 +133,23 @@ class Sliced:
         return parts
 
 
-def slice_update(data: bytes, max_structs: int, max_deleted: int | None = None) -> Sliced | None:
+def slice_update(
+    data: bytes,
+    max_structs: int,
+    max_deleted: int | None = None,
+    items: Mapping[int, Sequence[int]] | None = None,
+) -> Sliced | None:
     """``data`` (an accepted update) as updates of at most ``max_structs`` structs each
     (one may hold more, see the module docstring), in the order to apply them, and with
-    ``max_deleted`` its delete set in parts of at most that many clocks; ``None`` when it
+    ``max_deleted`` its delete set in parts of at most that many deletions: with ``items``
+    (per client, the sorted first clocks of the items that count), the items a part's
+    ranges cover (a range covering none counts one), else its clocks. ``None`` when it
     has no more structs than that and no more deletions."""
     runs, deletes_at = _runs(data)
     count = sum(len(run.starts) for run in runs)
     deletes = [data[deletes_at:]]
     if max_deleted is not None:
-        deletes = _cut_deletes(data[deletes_at:], max_deleted) or [_EMPTY_DELETE_SET]
+        deletes = _cut_deletes(data[deletes_at:], max_deleted, items) or [_EMPTY_DELETE_SET]
     if count <= max_structs:
         if len(deletes) == 1:
             return None
@@ -195,29 +207,41 @@ def slice_update(data: bytes, max_structs: int, max_deleted: int | None = None) 
     return Sliced(parts, deletes[0], tuple(deletes[1:]))
 
 
-def _cut_deletes(data: bytes, max_clocks: int) -> list[bytes]:
-    """An encoded delete set as delete sets of at most ``max_clocks`` clocks each, in its
-    order (a range split where a part ends); none for a delete set of no clocks."""
+def _cut_deletes(
+    data: bytes, most: int, items: Mapping[int, Sequence[int]] | None = None
+) -> list[bytes]:
+    """An encoded delete set as delete sets of at most ``most`` deletions each (clocks, or
+    with ``items`` the items covered, see :func:`slice_update`), in its order (a range
+    split where a part ends: at an item's first clock); none for one of no clocks."""
     r = _Reader(data, 64)
     parts: list[list[tuple[int, list[tuple[int, int]]]]] = []
     left = 0
     for _ in range(r.uint()):
         client = r.uint()
+        starts = None if items is None else items.get(client, ())
         for _ in range(r.uint()):
             clock = r.uint()
             length = r.uint()
             while length:
                 if not left:
                     parts.append([])
-                    left = max_clocks
+                    left = most
                 part = parts[-1]
                 if not part or part[-1][0] != client:
                     part.append((client, []))
-                taken = min(length, left)
+                if starts is None:
+                    taken = cost = min(length, left)
+                else:
+                    first = bisect_left(starts, clock)
+                    covered = bisect_left(starts, clock + length) - first
+                    if covered <= left:
+                        taken, cost = length, max(1, covered)
+                    else:  # up to the first item past what fits (starts are increasing)
+                        taken, cost = starts[first + left] - clock, left
                 part[-1][1].append((clock, taken))
                 clock += taken
                 length -= taken
-                left -= taken
+                left -= cost
     return [_encode_deletes(part) for part in parts]
 
 

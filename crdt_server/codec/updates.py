@@ -49,6 +49,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
+from crdt_server.threads import share_gil
+
 __all__ = [
     "OverItemLimit",
     "UpdateError",
@@ -372,7 +374,9 @@ def _read_structs(
     end = clock
     need = -1
     after_gap = True  # the next struct with content starts where the document must be
-    for _ in range(n_structs):
+    for n in range(n_structs):
+        if not n & 1023:
+            share_gil()  # a whole document's state on a worker thread
         at = r.pos
         info = data[at]
         r.pos = at + 1

@@ -59,6 +59,8 @@ from crdt_server.codec.updates import (
     pending_after,
 )
 from crdt_server.core.kinds import KindIndex
+from crdt_server.errors import Overloaded
+from crdt_server.threads import share_gil
 
 __all__ = [
     "Applied",
@@ -67,6 +69,7 @@ __all__ = [
     "ObserverFailed",
     "RoomDocument",
     "Undecodable",
+    "copy_of",
     "crdt_call",
     "fold_updates",
     "inspect_off_loop",
@@ -294,6 +297,18 @@ class RoomDocument:
         """Bytes of the updates held."""
         return sum(len(update) for update, _ in self.held)
 
+    def check_room_to_hold(self, size: int, max_updates: int, max_bytes: int) -> None:
+        """Raise :class:`Overloaded` if holding one more update of ``size`` bytes would pass
+        ``max_updates`` held or ``max_bytes`` of them. Held content costs memory and a check
+        on every later update: bounded. 1013, not 1008: an honest client that reconnects
+        sends its whole state in step 2, which carries what the update waits on, so it is
+        not held again."""
+        if len(self.held) >= max_updates or self.held_bytes + size > max_bytes:
+            raise Overloaded(
+                f"this room already holds {len(self.held)} updates waiting on"
+                f" content it lacks (limits: {max_updates} updates, {max_bytes} bytes)"
+            )
+
     def apply(self, update: bytes, summary: UpdateSummary) -> Applied:
         """Integrate a structurally valid update now, or hold it until it can be.
 
@@ -369,14 +384,15 @@ class RoomDocument:
         # parents are known, and pycrdt has not seen it yet.
         kinds = self.kinds
         decoded = fitted = None
-        if kinds is not None:
+        before = self.state()
+        known = all(end <= before.get(c, 0) for c, (_, end) in summary.structs.items())
+        if kinds is not None and not known:  # known items were placed when they came
             decoded = read_items(update)
             fitted = fit(decoded, kinds)
             if fitted.misfits:
                 if self.strict:
                     fitted.refuse()
                 self.misfits += fitted.misfits
-        before = self.state()
         self._changes.changed = False
         self._changes.deletes = b"\x00"
         observers_failed = False
@@ -471,6 +487,14 @@ class RoomDocument:
         return out
 
 
+def copy_of(doc: Doc[Any]) -> Doc[Any]:
+    """A fresh document with ``doc``'s content (a private copy: reading or changing it,
+    on another thread too, never touches ``doc``)."""
+    fresh: Doc[Any] = Doc()
+    fresh.apply_update(doc.get_update())
+    return fresh
+
+
 def replay(
     updates: Sequence[bytes], *, keep_misfits: bool = False, client_id: int | None = None
 ) -> tuple[RoomDocument, int]:
@@ -498,6 +522,7 @@ def replay(
         unreadable = 0
         try:
             for update in updates:
+                share_gil()  # replays run on worker threads
                 if update in skipped:
                     unreadable += 1
                     continue

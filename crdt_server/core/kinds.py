@@ -22,6 +22,7 @@ from bisect import bisect_right
 
 from crdt_server.codec.items import ID
 from crdt_server.codec.shapes import GONE, Fitted, Placement
+from crdt_server.threads import share_gil
 
 __all__ = ["KindIndex"]
 
@@ -109,7 +110,11 @@ class KindIndex:
 
     def add(self, fitted: Fitted) -> None:
         """Index an integrated update's structs (content already indexed is skipped)."""
-        for (client, clock), length, (parent, keyed), ref, made in sorted(fitted.placed):
+        for n, ((client, clock), length, (parent, keyed), ref, made) in enumerate(
+            sorted(fitted.placed)
+        ):
+            if not n & 1023:
+                share_gil()  # a whole document's index, on a worker thread
             end = clock + length
             runs = self._clients.get(client)
             if runs is None:

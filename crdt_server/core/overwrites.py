@@ -207,6 +207,11 @@ class OverwriteIndex:
         length, slot = self._items[(client, starts[i])]
         return slot if clock < starts[i] + length else None
 
+    def starts(self, clients: Iterable[int]) -> dict[int, list[int]]:
+        """Per client of ``clients``, the sorted first clocks of its map items: copies, to
+        count on a worker thread the entries a delete set covers (a bisect per range)."""
+        return {c: list(self._starts[c]) for c in clients if c in self._starts}
+
     def _in(self, deletes: Deletes) -> list[ID]:
         """The indexed map items inside ``deletes``' ranges."""
         out: list[ID] = []

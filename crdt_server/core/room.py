@@ -35,7 +35,6 @@ from crdt_server.codec.protocol import (
     encode_sync_step2,
     encode_update,
 )
-from crdt_server.codec.shapes import ShapeError
 from crdt_server.codec.slices import Sliced, slice_update
 from crdt_server.codec.updates import (
     UpdateError,
@@ -47,7 +46,6 @@ from crdt_server.core.adoption import split
 from crdt_server.core.client_ids import Relayed
 from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
-    Applied,
     CrdtFailure,
     crdt_call,
     fold_updates,
@@ -57,7 +55,8 @@ from crdt_server.core.loading import replay_indexed
 from crdt_server.core.members import RoomMembers
 from crdt_server.core.payloads import DERIVATION_FAILED, CommitBatch, PendingUpdate, Sender
 from crdt_server.core.presence import AwarenessRegistry
-from crdt_server.core.room_content import RoomContent, RoomFailed, Uncommitted
+from crdt_server.core.room_content import RoomFailed, Uncommitted
+from crdt_server.core.room_remote import RoomRemote
 from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     ClientIdTaken,
@@ -76,7 +75,7 @@ __all__ = ["Room", "RoomFailed", "RoomServices"]
 log = logging.getLogger("crdt_server.core.room")
 
 
-class Room(RoomContent):
+class Room(RoomRemote):
     """One loaded document. Create with :meth:`load`; all methods run on the event loop.
 
     What it holds, and how a peer's update is applied, is :class:`RoomContent`'s; here
@@ -130,14 +129,14 @@ class Room(RoomContent):
         re-sends items of ids other people own is taken in split by owner, each part
         credited to its owner (:mod:`crdt_server.core.adoption`). An update of more
         structs than ``CRDT_SERVER_UPDATE_SLICE_STRUCTS`` is taken in as slices
-        (:meth:`_apply_slices`) unless ``whole``; so is the server's own edit of more
-        deletions than that (a restore removing thousands of entries)."""
+        (:meth:`_apply_slices`) unless ``whole``; so is one deleting more entries than
+        that (a restore, or a client's one message removing thousands of guests)."""
         limit = self._settings.update_slice_structs
         if (
             not whole
             and frames == 1
             and not rows
-            and (summary.struct_count > limit or (server and summary.deleted > limit))
+            and (summary.struct_count > limit or summary.deleted > limit)
         ):
             return await self._apply_slices(update, summary, sender, server=server)
         try:
@@ -177,11 +176,20 @@ class Room(RoomContent):
         # Over the document's limit or the wedding's quota, it is refused whole (as the
         # whole update would be), not after the slices that fit.
         self._check_growth(len(update))
-        # The server's own deletions are cut too. A client's delete set stays whole: its
-        # writer confirms each deleted range by one echoed range (the web app's pending
-        # edits), and a part deleting only what was deleted already is sent to nobody.
+        # Deletions are cut by the entries they cover (the overwrite index's map items,
+        # copied for the worker thread: what the recorder and the index read per deletion;
+        # a deleted text of any length is one); with no index, where the recorder reads
+        # them or for the server's own edits, by clocks (at least the items). Each part is
+        # committed and sent before the next: a writer confirms a deleted range by the
+        # union of the ranges echoed (the web app's pending edits); a part deleting only
+        # what was deleted already is sent to nobody (the server's step 2 confirms it).
         most = self._settings.update_slice_structs
-        sliced = await asyncio.to_thread(_cut, update, most, most if server else None)
+        self._index_ready()
+        known = self._overwrites
+        items = None if known is None else known.starts(summary.deletes)
+        counted = items is not None or server or self._recorder is not None
+        cut_at = most if counted else None
+        sliced = await asyncio.to_thread(_cut, update, most, cut_at, items)
         if sliced is None:  # nothing to cut
             return await self.apply(update, summary, sender, server=server, whole=True)
         # The delete set goes with the last slice that brings content the room lacks: that
@@ -224,7 +232,10 @@ class Room(RoomContent):
 
     async def _flush_loop(self) -> None:
         try:
-            while self._uncommitted:
+            while self._uncommitted or self._late:
+                if self._late:
+                    await self._commit_late()
+                    continue
                 batch = self._inflight = self._uncommitted
                 self._uncommitted = []
                 self._uncommitted_bytes = 0
@@ -397,96 +408,6 @@ class Room(RoomContent):
             except RoomFailed:
                 return
 
-    # -- other processes ----------------------------------------------------------------
-
-    def apply_remote(self, seqs: Sequence[int], updates: Sequence[bytes]) -> None:
-        """Updates another process committed: integrate them and tell local clients."""
-        if self.failed is not None or not updates:
-            return
-        before = self.doc.get_state()
-        relay: list[tuple[bytes, UpdateSummary]] = []
-        self._index_ready()
-        for update in updates:
-            integrated = self._integrate_committed(update)
-            if integrated is None:
-                # The document must be rebuilt from the store, which holds this update and
-                # the rest of the batch: the reload integrates them all, then relays what
-                # changed since ``before`` (integrated content only).
-                task = asyncio.create_task(
-                    self._reload_and_relay(before), name=f"reload-{self.name}"
-                )
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-                break
-            relay += integrated
-        self._tell_remote_found()
-        self._tell_remote_changes()
-        self.last_seq = max(self.last_seq, *seqs)
-        self._log_rows += len(updates)
-        self._size += sum(len(u) for u in updates)
-        self._usage.set(self.name, self._size)
-        if relay:
-            self._broadcast_updates(relay)
-        self._hooks.change(self, CommitBatch((), seqs, remote=True))
-
-    def _tell_remote_changes(self) -> None:
-        if self._remote_changes:
-            changes, self._remote_changes = self._remote_changes, []
-            self._hooks.remote_changes(self, changes)
-
-    def _tell_remote_found(self) -> None:
-        if self._remote_found:
-            found, self._remote_found = self._remote_found, []
-            self._hooks.overwritten(self, found)
-
-    async def catch_up(self) -> None:
-        """Integrate everything the store has (this process may have missed something)."""
-        stored = await self._store.load(self.name)
-        if stored is None or self.failed is not None:
-            return
-        before = self.doc.get_state()
-        changed = False
-        self._index_ready()
-        for update in stored.updates:  # in order, as they were first applied
-            result = self._integrate_committed(update)
-            if result is None:
-                await self._reload()
-                changed = True
-                break
-            changed |= bool(result)
-        self._tell_remote_found()
-        self._tell_remote_changes()
-        if changed:
-            self.members.broadcast(encode_update(self.doc.get_update(before)))
-            self._hooks.change(self, CommitBatch((), remote=True))
-        self.last_seq = max(self.last_seq, stored.last_seq)
-        self._log_rows = len(stored.updates) + len(self._uncommitted)
-
-    async def _reload_and_relay(self, before: bytes) -> None:
-        await self._reload()
-        self.members.broadcast(encode_update(crdt_call(self.doc.get_update, before)))
-
-    def _integrate_committed(self, update: bytes) -> list[tuple[bytes, UpdateSummary]] | None:
-        """Integrate an update some process committed already; what local clients may be
-        sent of it (nothing if it was held or known, else it and what it released), or
-        ``None`` if pycrdt failed on it and the document must be reloaded from the store
-        (whose replay leaves such an update out)."""
-        try:
-            summary = inspect_update(update)
-            applied = self.document.apply(update, summary)
-        except ShapeError:
-            # Committed by a release that took it: the reload serves it as deleted content.
-            return None
-        except UpdateError as exc:
-            log.error("room %s: a committed update is malformed: %s", self.name, exc)
-            return []
-        except CrdtFailure as exc:
-            log.error("room %s: a committed update failed (%s); reloading", self.name, str(exc))
-            return None
-        if applied is Applied.CHANGED:
-            return [(update, summary), *self.document.released]
-        return []
-
     def apply_remote_awareness(self, origin: str, payload: bytes) -> None:
         """Presence another process accepted (validated and stamped there)."""
         self.members.apply_remote_awareness(origin, payload)
@@ -579,10 +500,10 @@ class Room(RoomContent):
 
 
 def _cut(
-    update: bytes, structs: int, deleted: int | None
+    update: bytes, structs: int, deleted: int | None, items: dict[int, list[int]] | None
 ) -> tuple[Sliced, list[UpdateSummary]] | None:
     """``update``'s slices and their summaries (on a worker thread), or ``None``."""
-    sliced = slice_update(update, structs, deleted)
+    sliced = slice_update(update, structs, deleted, items)
     if sliced is None:
         return None
     return sliced, [inspect_update(part) for part in sliced.slices]

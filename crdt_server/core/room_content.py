@@ -39,13 +39,11 @@ from crdt_server.core.crdt import (
     replay,
 )
 from crdt_server.core.domain import ChangeRecord, Recorder
-from crdt_server.core.eager import start_now
-from crdt_server.core.hooks import Sender
+from crdt_server.core.hooks import PendingUpdate, Sender
 from crdt_server.core.overwrites import Found, OverwriteIndex
 from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     DocumentTooLarge,
-    Overloaded,
     PeerError,
     ProtocolError,
 )
@@ -143,6 +141,8 @@ class RoomContent(ABC):
         self._held_senders: dict[bytes, Sender] = {}
         """Who sent each held update (credited with its changes once it integrates)."""
         self._credited: list[tuple[Sender, Sequence[ChangeRecord]]] = []
+        self._late: list[PendingUpdate] = []
+        """Held updates of writers here that another's content released (room_remote)."""
         domain = self._hooks.domain
         self._document_kind = domain is not None and self.kind in domain.kinds
         """The room holds a document of the extensions' domain (whose changes are
@@ -234,7 +234,13 @@ class RoomContent(ABC):
         """``update`` was just integrated: credit what it changed, and the writes it made
         vanish or that vanished in it, to whoever sent it (a held update's own sender, not
         the update that released it)."""
-        sender = self._held_senders.pop(update, None) or self._applying
+        held = self._held_senders.pop(update, None)
+        sender = held or self._applying
+        found_into, credited_into = self._found, self._credited
+        if held is not None and self._applying is None:  # released by another's commit
+            late = PendingUpdate(self.name, update, held)
+            self._late.append(late)
+            found_into, credited_into = late.found, late.changes
         index = self._overwrites
         if index is not None:
             try:
@@ -248,7 +254,7 @@ class RoomContent(ABC):
                 self._overwrites = None  # not trusted any more: none until the next load
             else:
                 if sender is not None:
-                    self._found.append((sender, found))
+                    found_into.append((sender, found))
                 elif found.overwrites:
                     self._remote_found.append(found)
         recorder = self._recorder
@@ -262,7 +268,7 @@ class RoomContent(ABC):
             return
         changes = recorder.take()
         if changes:
-            self._credited.append((sender, changes))
+            credited_into.append((sender, changes))
 
     def has_pending_content(self) -> bool:
         """True if some accepted update still waits on a missing dependency."""
@@ -302,15 +308,10 @@ class RoomContent(ABC):
         self._check_growth(len(update))
         document = self.document
         if document.would_hold(summary):
-            # Held content costs memory and a check on every later update: bounded. 1013,
-            # not 1008: an honest client that reconnects sends its whole state in step 2,
-            # which carries what this update waits on, so it is not held again.
-            count, size = self._settings.max_held_updates, self._settings.max_held_bytes
-            if len(document.held) >= count or document.held_bytes + len(update) > size:
-                raise Overloaded(
-                    f"this room already holds {len(document.held)} updates waiting on"
-                    f" content it lacks (limits: {count} updates, {size} bytes)"
-                )
+            settings = self._settings
+            document.check_room_to_hold(
+                len(update), settings.max_held_updates, settings.max_held_bytes
+            )
         released: list[tuple[bytes, UpdateSummary]] = []
         self._index_ready()
         self._applying, self._credited, self._found = sender, [], []
@@ -330,14 +331,7 @@ class RoomContent(ABC):
             if exc.update == update:
                 await self._refused(exc)
             # A held update failed once this one released it: the held one is at fault.
-            # Rebuild without it (replay leaves it out) and take this one, applied last:
-            # what it released is the replay's last release, in the order integrated.
-            log.warning("room %s: a held update failed once released (%s)", self.name, str(exc))
-            await self._reload(extra=[update])
-            if self.document.would_hold(summary) or update in self.document.refused:
-                raise ProtocolError(f"update rejected: {exc}") from exc
-            released = list(self.document.released)
-            applied = Applied.CHANGED
+            released, applied = await self._without_held(exc, update, summary), Applied.CHANGED
         except Undecodable as exc:  # nothing was applied: nothing to rebuild
             raise ProtocolError(f"update rejected: {exc}") from exc
         except UpdateError as exc:  # content that does not fit: refused before pycrdt
@@ -363,6 +357,17 @@ class RoomContent(ABC):
             rows=rows,
             frames=frames,
         )
+
+    async def _without_held(
+        self, exc: IntegrationFailed, update: bytes, summary: UpdateSummary
+    ) -> list[tuple[bytes, UpdateSummary]]:
+        """The room rebuilt without the held update that failed (replay leaves it out) and
+        ``update`` applied last; what it released is the replay's last release, in order."""
+        log.warning("room %s: a held update failed once released (%s)", self.name, str(exc))
+        await self._reload(extra=[update])
+        if self.document.would_hold(summary) or update in self.document.refused:
+            raise ProtocolError(f"update rejected: {exc}") from exc
+        return list(self.document.released)
 
     async def apply_run(
         self, updates: Sequence[tuple[bytes, UpdateSummary]], sender: Sender
@@ -458,18 +463,7 @@ class RoomContent(ABC):
         self._size += len(update)
         self._usage.set(self.name, self._size)
         self._metrics.updates_accepted += frames
-        if self._flusher is None and not self._starting:
-            name = f"flush-{self.name}"
-            if self._backlog.ahead(self.name):
-                # A quiet wedding's commit under overload: begun in this turn, not the next
-                # (crdt_server.core.eager); a commit that needs no wait is done at once.
-                self._starting = True
-                try:
-                    self._flusher = start_now(self._flush_loop(), name)
-                finally:
-                    self._starting = False
-            else:
-                self._flusher = asyncio.create_task(self._flush_loop(), name=name)
+        self._start_flushing()
         return index
 
     async def edit(
@@ -593,6 +587,10 @@ class RoomContent(ABC):
     @property
     def uncommitted_bytes(self) -> int:
         return self._uncommitted_bytes
+
+    @abstractmethod
+    def _start_flushing(self) -> None:
+        """Start the flusher unless it runs (or is being started)."""
 
     @abstractmethod
     async def _flush_loop(self) -> None:

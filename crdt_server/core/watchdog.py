@@ -29,7 +29,11 @@ holds the GIL and uses no CPU is left to the supervisor's heartbeat (``--workers
 
 Each tick also measures how late it is: a turn longer than a quarter of the threshold is
 counted (``crdt_loop_stalls_total``) and logged, the warning before a stall, unless the
-process was paused. A tick also compares the wall clock's step with the monotonic clock's:
+process was paused. A turn that lasts half the threshold has every thread's stack written
+to stderr while it lasts (:func:`faulthandler.dump_traceback_later`, re-armed each tick: a
+``Timeout`` header and the stacks, before that warning), so a stall the process survives
+still says where the loop was; a paused process writes them too, when it runs again.
+A tick also compares the wall clock's step with the monotonic clock's:
 a wall clock that jumped (an NTP step, set by hand: tokens' ``exp`` and ``iat`` are checked
 against it) is logged once per jump, and is no stall or pause: the watchdog measures only on
 the monotonic clock. With ``--workers`` each tick also writes a byte to the supervisor's
@@ -97,6 +101,8 @@ class LoopWatchdog:
         self.clock_jumps = 0
         """Jumps of the wall clock seen (for tests and the log)."""
         self.ticks = 0
+        self._dumps = True
+        """Whether long turns' stacks are written (stderr has a file descriptor)."""
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Arm the watchdog on ``loop`` (the running one, in the main thread)."""
@@ -120,6 +126,8 @@ class LoopWatchdog:
         """Disarm (graceful shutdown, or a process that is done)."""
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.setitimer(signal.ITIMER_PROF, 0)
+        if self._dumps:
+            faulthandler.cancel_dump_traceback_later()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -133,6 +141,11 @@ class LoopWatchdog:
     def _arm(self) -> None:
         signal.setitimer(signal.ITIMER_REAL, self.threshold)
         signal.setitimer(signal.ITIMER_PROF, 2 * self.threshold + self._grace_seconds)
+        if self._dumps:
+            try:
+                faulthandler.dump_traceback_later(self.threshold / 2, file=sys.stderr)
+            except (AttributeError, OSError, ValueError):  # a stderr with no descriptor
+                self._dumps = False
 
     def _mark(self) -> None:
         self._ticked_at = time.monotonic()

@@ -24,7 +24,7 @@ from crdt_server.codec.updates import (
     decode_state_vector,
     inspect_update,
 )
-from crdt_server.core.crdt import CrdtFailure, crdt_call, inspect_off_loop, replay
+from crdt_server.core.crdt import CrdtFailure, copy_of, crdt_call, inspect_off_loop, replay
 from crdt_server.core.domain import Domain
 from crdt_server.core.hooks import Sender
 from crdt_server.core.operation_keys import OperationKeys
@@ -186,9 +186,7 @@ class WeddingService:
         copies: dict[str, Doc[Any]] = {}
         for other in kinds:
             async with self.room(f"{wedding_id}/{other}") as found:
-                copy: Doc[Any] = Doc()
-                copy.apply_update(found.doc.get_update())
-                copies[other] = copy
+                copies[other] = copy_of(found.doc)
         return copies
 
     async def apply_update(self, name: str, update: bytes, sender: Sender) -> bool:
@@ -389,7 +387,10 @@ class WeddingService:
             if doc is None and seq is not None:
                 rows = await self._store.load(name)
                 if rows is not None:
-                    doc = replay(rows.updates)[0].doc
+                    # On a worker thread: thousands of rows are seconds of decoding that
+                    # every room's clients would wait on (the conflicts keeper's first read
+                    # of a wedding after a start).
+                    doc = (await asyncio.to_thread(replay, rows.updates))[0].doc
                     self._copies.put(name, rows.last_seq, sum(map(len, rows.updates)), doc)
             if doc is None:
                 self._copies.drop(name)

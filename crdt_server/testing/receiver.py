@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -52,6 +53,11 @@ class WebhookReceiver:
     hold: bool = False
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    host: str = "127.0.0.1"
+    """Where it listens: another address for senders in other network namespaces."""
+    judge: Callable[[Received], int | None] | None = None
+    """Answers a request before the script does (``None``: the script answers): a
+    receiver that verifies what it gets and refuses what fails (400), as real ones do."""
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -59,7 +65,7 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"http://{self.host}:{self.port}/hook"
 
     async def _endpoint(self, request: Request) -> Response:
         got = Received(request.url.path, dict(request.headers), await request.body(), clock.now())
@@ -68,6 +74,9 @@ class WebhookReceiver:
             self._arrived.notify_all()
         if self.hold:
             await self._release.wait()
+        judged = None if self.judge is None else self.judge(got)
+        if judged is not None:
+            return Response(self.answer_body, status_code=judged)
         status = self.answers.pop(0) if self.answers else self.default
         return Response(self.answer_body, status_code=status)
 
@@ -85,7 +94,7 @@ class WebhookReceiver:
     async def __aenter__(self) -> WebhookReceiver:
         app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=["POST"])])
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app, host=self.host, port=self.port, log_level="warning", lifespan="off"
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())

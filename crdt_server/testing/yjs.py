@@ -14,7 +14,7 @@ from crdt_server.codec.updates import (
     inspect_update,
     pending_after,
 )
-from crdt_server.core.crdt import replay
+from crdt_server.core.crdt import copy_of, replay
 from crdt_server.storage import StoredLog
 
 __all__ = ["YjsApplier", "copy_of", "covers", "doc_of", "state"]
@@ -28,13 +28,6 @@ def state(doc: Doc[Any]) -> dict[int, int]:
 def covers(big: dict[int, int], small: dict[int, int]) -> bool:
     """True if state vector ``big`` includes everything ``small`` does."""
     return all(big.get(client, 0) >= clock for client, clock in small.items())
-
-
-def copy_of(doc: Doc[Any]) -> Doc[Any]:
-    """A fresh document with ``doc``'s content (reading its roots never touches ``doc``)."""
-    fresh: Doc[Any] = Doc()
-    fresh.apply_update(doc.get_update())
-    return fresh
 
 
 def doc_of(log: StoredLog | None) -> Doc[Any]:

@@ -4,6 +4,7 @@ the slices before it, and together they build what the update builds."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from pycrdt import Array, Doc, Map, Text
 from crdt_server.codec.items import read_items
 from crdt_server.codec.slices import slice_update
 from crdt_server.codec.updates import decode_state_vector, inspect_update, integrable
+from crdt_server.core.overwrites import OverwriteIndex
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -171,3 +173,83 @@ def test_a_change_of_deletions_only_is_cut_in_parts_of_deletions() -> None:
     for part in parts:
         rebuilt.apply_update(part)
     assert rebuilt.get("guests", type=Map).to_py() == guests.to_py()
+
+
+def _map_items(doc: Doc[Any]) -> dict[int, list[int]]:
+    """Per client, the sorted first clocks of the document's map items (a room's index)."""
+    index = OverwriteIndex()
+    index.build(read_items(doc.get_update()))
+    return index.starts(decode_state_vector(doc.get_state()))
+
+
+def _weight(part: bytes, items: dict[int, list[int]]) -> int:
+    """The deletions ``part`` counts against the bound: per range, the items it covers
+    (at least one)."""
+    weight = 0
+    for client, ranges in read_items(part).deletes.items():
+        starts = items.get(client, [])
+        for clock, length in ranges:
+            covered = bisect_left(starts, clock + length) - bisect_left(starts, clock)
+            weight += max(1, covered)
+    return weight
+
+
+@settings(max_examples=60, deadline=None)
+@given(edits, st.integers(1, 6), st.integers(1, 5))
+def test_deletions_cut_by_items_build_what_the_update_builds(
+    steps: list[Edit], bound: int, deleted: int
+) -> None:
+    whole, update = _history(steps)
+    items = _map_items(whole)
+    sliced = slice_update(update, bound, deleted, items)
+    parts = [update] if sliced is None else sliced.parts()
+    rebuilt: Doc[Any] = Doc()
+    for part in parts:
+        if sliced is not None and not inspect_update(part).struct_count:
+            assert _weight(part, items) <= deleted  # a part of deletions only
+        rebuilt.apply_update(part)
+    assert _content(rebuilt) == _content(whole)
+    assert decode_state_vector(rebuilt.get_state()) == decode_state_vector(whole.get_state())
+
+
+def test_a_deletion_of_entries_is_cut_by_entries_and_a_long_text_is_one() -> None:
+    """A client's one change removing 150 guests (one delete range: its entries and their
+    names, 300 map items) is cut in parts of at most the bound's entries; a deleted text of
+    10,000 characters (one item, 10,000 clocks) is one part, where cut by clocks it was
+    many."""
+    doc: Doc[Any] = Doc(client_id=12)
+    guests = doc.get("guests", type=Map)
+    with doc.transaction():
+        for i in range(150):
+            guests[f"g{i}"] = Map({"name": f"Guest {i}"})
+    before = doc.get_update()
+    state = doc.get_state()
+    items = _map_items(doc)
+    with doc.transaction():
+        for i in range(150):
+            del guests[f"g{i}"]
+    change = doc.get_update(state)
+    assert len(read_items(change).deletes[12]) == 1  # one range covers them all
+    sliced = slice_update(change, 1000, 64, items)
+    assert sliced is not None and not sliced.slices
+    parts = sliced.parts()
+    assert len(parts) == -(-300 // 64)
+    assert [_weight(p, items) for p in parts] == [64, 64, 64, 64, 44]
+    rebuilt: Doc[Any] = Doc()
+    rebuilt.apply_update(before)
+    for part in parts:
+        rebuilt.apply_update(part)
+    assert rebuilt.get("guests", type=Map).to_py() == {}
+
+    # The text alone (a document's delete set of one range), after a guest of its own.
+    other: Doc[Any] = Doc(client_id=13)
+    other.get("guests", type=Map)["g"] = Map({"name": "Ada"})
+    long = other.get("notes", type=Text)
+    long += "x" * 10_000
+    state = other.get_state()
+    del long[0:10_000]
+    text = other.get_update(state)
+    assert inspect_update(text).deleted == 10_000
+    assert slice_update(text, 1000, 64, _map_items(other)) is None  # one part: whole
+    clocks = slice_update(text, 1000, 64)
+    assert clocks is not None and len(clocks.parts()) == -(-10_000 // 64)

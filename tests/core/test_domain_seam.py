@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -12,14 +13,17 @@ from pycrdt import Doc, Map
 
 from crdt_server.actor import Actor
 from crdt_server.cluster.bus import LocalBus
+from crdt_server.codec.protocol import decode_message
 from crdt_server.codec.updates import inspect_update
+from crdt_server.core import room_remote
 from crdt_server.core.domain import ChangeRecord
 from crdt_server.core.hooks import CommitBatch, Extension, Hooks, RoomView, Sender
 from crdt_server.core.room import Room, RoomServices
 from crdt_server.documents.changes import EntryChange, entry_changes
 from crdt_server.documents.domain import WEDDINGS, WeddingDomain
 from crdt_server.settings import Settings
-from crdt_server.storage import NewEvent, SqliteStore
+from crdt_server.storage import NewEvent, NewUpdate, SqliteStore
+from crdt_server.testing.waits import until
 
 ANN = Sender(Actor("ann", "couple"), "c1")
 
@@ -51,12 +55,14 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await sqlite.close()
 
 
+async def _room(store: SqliteStore, *extensions: Extension, name: str = "w1/guests") -> Room:
+    """The room ``name`` loaded from ``store`` with ``extensions``' hooks, on a local bus."""
+    services = RoomServices(store, Settings(), LocalBus(), hooks=Hooks(list(extensions)))
+    return await Room.load(name, services, lambda _: None)
+
+
 async def _add_guest(store: SqliteStore, extension: Recording, room_name: str) -> None:
-    room = await Room.load(
-        room_name,
-        RoomServices(store, Settings(), LocalBus(), hooks=Hooks([extension])),
-        lambda _: None,
-    )
+    room = await _room(store, extension, name=room_name)
     doc = Doc()
     doc.get("guests", type=Map)["g1"] = Map({"name": "Ann"})
     update = doc.get_update()
@@ -196,11 +202,7 @@ async def test_the_commit_side_hooks_receive_one_batch_in_order(store: SqliteSto
     events, and on_change is given the batch on_stored was; content another process
     committed comes as a remote batch, with its seqs and no updates."""
     batches = Batches()
-    room = await Room.load(
-        "w1/guests",
-        RoomServices(store, Settings(), LocalBus(), hooks=Hooks([batches])),
-        lambda _: None,
-    )
+    room = await _room(store, batches)
     doc = Doc()
     doc.get("guests", type=Map)["g1"] = Map({"name": "Ann"})
     update = doc.get_update()
@@ -224,3 +226,91 @@ async def test_the_commit_side_hooks_receive_one_batch_in_order(store: SqliteSto
     assert list(remote.updates) == []
     assert list(remote.seqs) == [room.last_seq]
     assert remote.changes == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("arrives", ["bus", "catch-up"])
+async def test_a_held_update_released_by_another_process_is_credited_to_its_writer(
+    store: SqliteStore, arrives: str
+) -> None:
+    """A writer's answer to a guest that another process added (its commit not heard of
+    here yet) waits, held; once that guest arrives (on the bus, or read back from the
+    store), the answer is integrated and its change credited to its writer, in a commit
+    of its own: the events of the fault campaign's answers that ended ``pending``."""
+    extension = WeddingRecording()
+    room = await _room(store, extension)
+    elsewhere = Doc()
+    elsewhere.get("guests", type=Map)["g1"] = Map({"name": "Ann", "rsvp": "pending"})
+    added = elsewhere.get_update()
+    phone: Doc[Any] = Doc()
+    phone.apply_update(added)
+    seen = phone.get_state()
+    phone.get("guests", type=Map)["g1"]["rsvp"] = "accepted"
+    answer = phone.get_update(seen)
+    await room.wait_committed(await room.apply(answer, inspect_update(answer), ANN))
+    assert extension.seen == []  # held: nothing changed yet
+    if arrives == "bus":
+        room.apply_remote([room.last_seq + 1], [added])
+    else:
+        await store.append([NewUpdate("w1/guests", added, "elsewhere")])
+        await room.catch_up()
+
+    async def credited() -> list[tuple[Sender, Sequence[ChangeRecord]]]:
+        return extension.seen
+
+    [(sender, records)] = await until(credited, 10)
+    assert sender == ANN
+    [change] = entry_changes(records)
+    assert isinstance(change, EntryChange)
+    assert (change.root, change.id, change.action) == ("guests", "g1", "updated")
+    assert (change.before, change.after) == ({"rsvp": "pending"}, {"rsvp": "accepted"})
+    assert room.doc.get("guests", type=Map).to_py()["g1"]["rsvp"] == "accepted"
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_catch_up_lets_the_loop_turn_and_relays_only_what_it_read(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up reading a long log from the store lets other tasks run between its rows
+    (here after every row), and what it relays is the rows it read, never an update a
+    local writer applied meanwhile that is not committed yet."""
+    monkeypatch.setattr(room_remote, "TURN_EVERY", 0.0)
+    room = await _room(store)
+    sent: list[bytes] = []
+    monkeypatch.setattr(room.members, "broadcast", sent.append)
+    elsewhere = Doc()
+    rows = []
+    for n in range(50):
+        elsewhere.get("guests", type=Map)[f"g{n}"] = Map({"name": f"Guest {n}"})
+        rows.append(NewUpdate("w1/guests", elsewhere.get_update(), "elsewhere"))
+    await store.append(rows)
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    local = Doc()
+    local.get("guests", type=Map)["mine"] = Map({"name": "Uncommitted"})
+    mine = local.get_update()
+
+    async def writer() -> None:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        room.document.apply(mine, inspect_update(mine))  # applied here, not committed
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        await asyncio.gather(room.catch_up(), writer())
+    finally:
+        ticking.cancel()
+    assert turns >= 50
+    assert len(room.doc.get("guests", type=Map)) == 51
+    relayed = Doc()
+    for frame in sent:
+        relayed.apply_update(decode_message(frame).update)  # type: ignore[union-attr]
+    assert sorted(relayed.get("guests", type=Map).keys()) == sorted(f"g{n}" for n in range(50))

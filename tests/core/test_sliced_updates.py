@@ -7,8 +7,10 @@ for the ranges they deleted)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,9 +19,17 @@ import pytest_asyncio
 from pycrdt import Doc, Map
 from websockets.asyncio.client import connect
 
-from crdt_server.codec.protocol import SyncStep2, SyncUpdate, decode_message, encode_sync_step1
+from crdt_server.codec.items import read_items
+from crdt_server.codec.protocol import (
+    SyncStep2,
+    SyncUpdate,
+    decode_message,
+    encode_sync_step1,
+    encode_update,
+)
 from crdt_server.codec.updates import inspect_update
 from crdt_server.testing.tokens import TokenMinter, new_secret
+from crdt_server.testing.waits import until
 from tests.server import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
@@ -139,3 +149,116 @@ async def test_a_restore_removing_many_entries_is_taken_in_by_parts(
         parts = [h for h in entries["history"] if h["seq"] not in before]
         assert len(parts) >= 200 // SLICE, parts
         assert {(h["sub"], h["role"]) for h in parts} == {("ann", "couple")}
+
+
+def _covers(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether the union of ``ranges`` ((clock, length)) covers [start, end)."""
+    reached = start
+    for clock, length in sorted(ranges):
+        if clock > reached:
+            break
+        reached = max(reached, clock + length)
+    return reached >= end
+
+
+@pytest.mark.parametrize("transport", ["http", "sync"])
+async def test_a_clients_deletion_of_many_entries_is_taken_in_by_parts(
+    server: ServerProcess, transport: str
+) -> None:
+    """A client's one message removing 120 guests (one delete range of its own items:
+    120 entries and their names, 240 map items) is taken in by parts of at most the
+    slice's size in entries, each committed and sent before the next, and the echoes'
+    ranges together are the message's range (how its writer confirms it)."""
+    wedding = f"w{uuid.uuid4().hex[:10]}"
+    auth = {"Authorization": f"Bearer {_token(wedding)}"}
+    doc: Doc[Any] = Doc(client_id=WRITER)
+    guests = doc.get("guests", type=Map)
+    with doc.transaction():
+        for i in range(120):
+            guests[f"g{i:03d}"] = Map({"name": f"Guest {i}"})
+    added, state = doc.get_update(), doc.get_state()
+    with doc.transaction():
+        for i in range(120):
+            del guests[f"g{i:03d}"]
+    change = doc.get_update(state)
+    [(start, length)] = read_items(change).deletes[WRITER]
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await _post(http, wedding, added)
+        history = f"/api/weddings/{wedding}/docs/guests/history"
+        before = {h["seq"] for h in (await http.get(history, headers=auth)).json()["history"]}
+        url = f"{server.ws_url}/{wedding}/guests?token={_token(wedding)}"
+        async with connect(url) as reader:
+            await reader.send(encode_sync_step1(state))
+            if transport == "http":
+                assert (await _post(http, wedding, change))["changed"] is True
+            else:
+                await reader.send(encode_update(change))
+            echoed: list[list[tuple[int, int]]] = []
+            async with asyncio.timeout(20):
+                while not _covers([r for e in echoed for r in e], start, start + length):
+                    frame = await reader.recv()
+                    assert isinstance(frame, bytes)
+                    message = decode_message(frame)
+                    if isinstance(message, SyncUpdate):
+                        echoed.append(read_items(message.update).deletes.get(WRITER, []))
+        # Here an entry and its name are a clock each: a part of at most SLICE entries.
+        assert len(echoed) >= 240 // SLICE, echoed
+        assert all(sum(n for _, n in e) <= SLICE for e in echoed), echoed
+        read = await http.get(f"/api/weddings/{wedding}/docs/guests", headers=auth)
+        assert read.json()["guests"] == {}
+        entries = (await http.get(history, params={"limit": 100}, headers=auth)).json()
+        parts = [h for h in entries["history"] if h["seq"] not in before]
+        assert len(parts) == len(echoed), parts
+
+
+async def test_a_crash_between_a_deletions_parts_quarantines_nobody_and_a_resend_completes(
+    tmp_path: Path,
+) -> None:
+    """A server killed while a client's large deletion is taken in by parts keeps the
+    parts committed before; a part of deletions only names no client id, so the apply
+    slot quarantines nobody, and the writer's deletion sent again (as its next sync step 2
+    would) completes it."""
+    wedding = f"w{uuid.uuid4().hex[:10]}"
+    auth = {"Authorization": f"Bearer {_token(wedding)}"}
+    doc: Doc[Any] = Doc(client_id=WRITER)
+    guests = doc.get("guests", type=Map)
+    with doc.transaction():
+        for i in range(2000):  # 4,000 map items: 80 parts of 50, each committed in turn
+            guests[f"g{i:04d}"] = Map({"name": f"Guest {i}"})
+    added, state = doc.get_update(), doc.get_state()
+    with doc.transaction():
+        for i in range(2000):
+            del guests[f"g{i:04d}"]
+    change = doc.get_update(state)
+    env = {**MINT.env, "CRDT_SERVER_UPDATE_SLICE_STRUCTS": str(SLICE)}
+    server = ServerProcess(tmp_path / "data", env=env)
+    server.anonymous = False
+    history = f"/api/weddings/{wedding}/docs/guests/history"
+    async with server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await _post(http, wedding, added)
+        listed = await http.get(history, params={"limit": 1000}, headers=auth)
+        before = len(listed.json()["history"])
+        sent = asyncio.create_task(
+            http.post(
+                f"/api/weddings/{wedding}/docs/guests/update",
+                content=change,
+                headers={**auth, "Content-Type": "application/octet-stream"},
+            )
+        )
+
+        async def some_parts_in() -> bool:
+            found = await http.get(history, params={"limit": 1000}, headers=auth)
+            return len(found.json()["history"]) > before
+
+        await until(some_parts_in, 20, every=0.005)
+        await server.kill()
+        with contextlib.suppress(httpx.HTTPError):  # cut off, unless every part was in
+            await sent
+        await server.start()
+        kept = (await http.get(f"/api/weddings/{wedding}/docs/guests", headers=auth)).json()
+        assert len(kept["guests"]) < 2000  # the parts committed before the kill
+        # Nobody is quarantined: the writer's new edit and its deletion again are taken.
+        guests["after"] = Map({"name": "After"})
+        assert (await _post(http, wedding, doc.get_update(state)))["committed"] is True
+        read = await http.get(f"/api/weddings/{wedding}/docs/guests", headers=auth)
+        assert list(read.json()["guests"]) == ["after"]

@@ -56,8 +56,10 @@ FEATURE_IMPORTS = (
     "crdt_server.tools.commands",
     "crdt_server.documents",
     "crdt_server.storage",
+    "crdt_server.threads",
 )
-"""What a feature may import of the project (the features' rows)."""
+"""What a feature may import of the project (the features' rows); ``crdt_server.threads``
+for long reads on worker threads (the conflicts keeper reading a wedding whole)."""
 
 # (module prefix, project modules it may import (prefixes), heavy libraries it may import).
 # The first matching row wins, so more specific prefixes come first.
@@ -66,7 +68,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     # numbers.
     (
         "crdt_server.codec",
-        ("crdt_server.codec", "crdt_server.errors", "crdt_server.lib0"),
+        ("crdt_server.codec", "crdt_server.errors", "crdt_server.lib0", "crdt_server.threads"),
         frozenset(),
     ),
     # The shared vocabulary depends on nothing but the domain's names.
@@ -74,6 +76,9 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
     ("crdt_server.actor", (), frozenset()),
     # lib0's varuint writer: below the codecs and the domain, which both write Yjs numbers.
     ("crdt_server.lib0", (), frozenset()),
+    # Long work on a worker thread pausing for the event loop (the codecs' whole-document
+    # reads, the core's replays).
+    ("crdt_server.threads", (), frozenset({"asyncio"})),
     # RFC 3339 times, as every route, feed and export writes them.
     ("crdt_server.times", (), frozenset()),
     # The one wall clock (and its timers) every layer reads "now" from.
@@ -153,6 +158,7 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
             "crdt_server.placement",
             "crdt_server.settings",
             "crdt_server.storage",
+            "crdt_server.threads",
             "crdt_server.ticks",
         ),
         frozenset({"asyncio", "pycrdt"}),

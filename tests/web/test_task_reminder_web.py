@@ -12,7 +12,6 @@ over real HTTP and WebSockets. A ``crdt-server serve --demo`` child keeps the re
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -54,15 +53,26 @@ async def inbox_rows(page: Page, unread: int, shot: str | None = None) -> list[s
     ``shot`` of it open)."""
     # Only a request the reloaded page made: one the page before it sent (the app asks
     # again when an event comes) may answer after the reload began, and its body is gone
-    # with that page ("a response that was navigated away from", once in the full tier).
-    reloading = time.time() * 1000 - 1  # the browser's request start times are epoch ms
+    # with that page ("a response that was navigated away from", twice in the full tier,
+    # the second time with requests told apart by a time taken before the reload). The
+    # reloaded page's own requests start after its document's answer began to arrive.
+    document: list[float] = []  # when the reloaded document's answer began (epoch ms)
+
+    def on_document(r: Response) -> None:
+        if r.request.is_navigation_request() and r.frame == page.main_frame:
+            timing = r.request.timing
+            document.append(timing["startTime"] + max(0.0, timing["responseStart"]))
 
     def reloaded_inbox(r: Response) -> bool:
-        fresh = r.request.timing["startTime"] >= reloading
+        fresh = bool(document) and r.request.timing["startTime"] >= document[-1]
         return fresh and "/notifications?" in r.url and r.request.method == "GET"
 
-    async with page.expect_response(reloaded_inbox) as loaded:
-        await page.reload()
+    page.on("response", on_document)
+    try:
+        async with page.expect_response(reloaded_inbox) as loaded:
+            await page.reload()
+    finally:
+        page.remove_listener("response", on_document)
     # What the app itself was told (so an empty inbox is not one that did not load yet).
     told = await (await loaded.value).json()
     assert told["unread"] == unread, told

@@ -1,8 +1,8 @@
 // The service worker of the planner: keeps the app shell on the device so the app opens
 // with no network. The documents themselves live in IndexedDB (y-indexeddb), not here.
 // The list of files and the version below are filled in by web/build.mjs.
-const VERSION = 'e849ec53f7311edb'
-const SHELL = ["/app/","/app/app-FONH5INH.js","/app/app-NO5Q7CNF.css","/app/chunk-37EYT3TU.js","/app/chunk-AMGDTSUC.js","/app/chunk-FJ76QONV.js","/app/chunk-HFEGEXMO.js","/app/chunk-HNLH5YLR.js","/app/chunk-I3LQZ5JR.js","/app/chunk-JOBKIZYJ.js","/app/chunk-QIV7PWUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XYIGDLPA.js","/app/chunk-ZOVZW5YI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
+const VERSION = 'ad793da9518c6637'
+const SHELL = ["/app/","/app/app-2TIXN3NX.js","/app/app-NO5Q7CNF.css","/app/chunk-37EYT3TU.js","/app/chunk-AMGDTSUC.js","/app/chunk-HNLH5YLR.js","/app/chunk-LY2HTBXW.js","/app/chunk-NV3QKEQR.js","/app/chunk-QHUEASRW.js","/app/chunk-QIV7PWUC.js","/app/chunk-X5YW32EU.js","/app/chunk-XYIGDLPA.js","/app/chunk-YAQT6TOX.js","/app/chunk-ZOVZW5YI.js","/app/icon.svg","/app/index.html","/app/manifest.webmanifest"]
 const CACHE = `planner-${VERSION}`
 
 self.addEventListener('install', (event) => {

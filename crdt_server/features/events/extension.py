@@ -30,7 +30,12 @@ from crdt_server.documents import DOCUMENT_KINDS
 from crdt_server.documents.changes import entry_changes
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.events import derive_events
-from crdt_server.features.events.domain import event_key, items_by_path
+from crdt_server.features.events.domain import (
+    DerivedEvent,
+    derivation_of,
+    items_by_path,
+    told_items,
+)
 from crdt_server.features.events.settings import EventSettings
 from crdt_server.features.events.tables import (
     add_events,
@@ -233,19 +238,26 @@ class EventLog(Extension):
             items = items_by_path(update.found) if self._keyed else None
             for sender, changes in update.changes:
                 for change in entry_changes(changes):
-                    for event in derive_events(room.kind, [change]):
+                    events = derive_events(room.kind, [change])
+                    told = [
+                        None
+                        if items is None
+                        else told_items(room.kind, event.type, event.data, change, items)
+                        for event in events
+                    ]
+                    derivation = None if items is None else derivation_of(room.kind, change, told)
+                    for event, slots in zip(events, told, strict=True):
                         data = _honest(event.type, event.data, crossed) if crossed else event.data
                         rows.append(
-                            NewEvent(
+                            DerivedEvent(
                                 room.wedding_id,
                                 event.type,
                                 json.dumps(data, separators=(",", ":")),
                                 room.kind,
                                 sub=sender.actor.sub,
                                 role=sender.actor.role,
-                                key=None
-                                if items is None
-                                else event_key(room.kind, event.type, event.data, change, items),
+                                key=" ".join(sorted(slots)) if slots else None,
+                                derivation=derivation,
                             )
                         )
         return rows

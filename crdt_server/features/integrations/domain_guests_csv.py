@@ -184,7 +184,23 @@ def plan_import(doc: Doc[Any] | None, text: str) -> GuestImport:
     :attr:`GuestImport.errors` (with them, nothing may be applied)."""
     text = text.removeprefix("\ufeff")
     records = _records(text)
-    first = next(records, None)
+    header = _header(next(records, None))
+    planner = _Planner.over(doc)
+    rows = 0
+    for line, cells in records:
+        rows += 1
+        if rows > MAX_ROWS:
+            raise CsvError(f"more than {MAX_ROWS} rows")
+        values = _row_values(line, header, cells, planner.plan.errors)
+        if values is not None:
+            error = planner.place(line, values)
+            if error is not None:
+                planner.plan.errors.append(error)
+    return planner.plan
+
+
+def _header(first: tuple[int, list[str]] | None) -> list[str]:
+    """The file's columns, from its first record; :class:`CsvError` if they cannot be."""
     if first is None:
         raise CsvError("the file is empty: it needs a header row (id, name, household, ...)")
     header = [h.strip().lower() for h in first[1]]
@@ -195,89 +211,105 @@ def plan_import(doc: Doc[Any] | None, text: str) -> GuestImport:
         raise CsvError("line 1: a column appears twice")
     if "name" not in header and "id" not in header:
         raise CsvError("line 1: the header needs a name or an id column")
-    guests = _guests(doc)
-    wedding_id = (read_meta(doc).wedding_id if doc is not None else None) or ""
-    stored = root_keys(doc)  # once: every new row's derived id is looked up in it
-    by_key: dict[tuple[str, str], list[str]] = {}
-    for guest in guests.values():
-        by_key.setdefault(_key(guest.name, guest.household), []).append(guest.id)
-    plan = GuestImport()
-    claimed: dict[str, int] = {}
-    rows = 0
-    for line, cells in records:
-        rows += 1
-        if rows > MAX_ROWS:
-            raise CsvError(f"more than {MAX_ROWS} rows")
-        if len(cells) != len(header):
-            plan.errors.append(
-                RowError(line, "row", f"has {len(cells)} cells, the header has {len(header)}")
-            )
-            continue
-        values: dict[str, Any] = {}
-        bad = False
-        for column, raw in zip(header, cells, strict=True):
-            try:
-                values[column] = _value(column, raw)
-            except DocumentError as exc:
-                plan.errors.append(RowError(line, column, exc.message))
-                bad = True
-        if bad:
-            continue
+    return header
+
+
+def _row_values(
+    line: int, header: list[str], cells: list[str], errors: list[RowError]
+) -> dict[str, Any] | None:
+    """A row's canonical values by column, or ``None`` with its problems added to
+    ``errors`` (every cell is read, so each bad one is reported)."""
+    if len(cells) != len(header):
+        errors.append(
+            RowError(line, "row", f"has {len(cells)} cells, the header has {len(header)}")
+        )
+        return None
+    values: dict[str, Any] = {}
+    bad = False
+    for column, raw in zip(header, cells, strict=True):
+        try:
+            values[column] = _value(column, raw)
+        except DocumentError as exc:
+            errors.append(RowError(line, column, exc.message))
+            bad = True
+    return None if bad else values
+
+
+@dataclass(slots=True)
+class _Planner:
+    """An import's plan as its rows are placed: the guests they match (by id, or by name
+    and household) and the guests earlier rows claimed, by the line that did."""
+
+    guests: Mapping[str, Guest]
+    wedding_id: str
+    stored: set[str]
+    """Every key of the guest collection, readable or not (once: every new row's derived
+    id is looked up in it)."""
+    by_key: dict[tuple[str, str], list[str]]
+    plan: GuestImport = field(default_factory=GuestImport)
+    claimed: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def over(cls, doc: Doc[Any] | None) -> _Planner:
+        guests = _guests(doc)
+        by_key: dict[tuple[str, str], list[str]] = {}
+        for guest in guests.values():
+            by_key.setdefault(_key(guest.name, guest.household), []).append(guest.id)
+        wedding_id = (read_meta(doc).wedding_id if doc is not None else None) or ""
+        return cls(guests, wedding_id, root_keys(doc), by_key)
+
+    def place(self, line: int, values: dict[str, Any]) -> RowError | None:
+        """Plan one row: a change to the guest it matches, or a new guest; or its problem."""
         guest_id = values.pop("id", None)
         if guest_id is None:
-            if "name" not in values:
-                plan.errors.append(RowError(line, "id", "a row needs an id or a name"))
-                continue
-            found = by_key.get(_key(values["name"], values.get("household")), [])
-            if len(found) > 1:
-                plan.errors.append(
-                    RowError(
-                        line,
-                        "name",
-                        f"{len(found)} guests have this name and household; give the id",
-                    )
-                )
-                continue
-            guest_id = found[0] if found else None
-            if guest_id is not None:
-                # Matched by them: the stored spelling stays (the key ignores case and spaces).
-                values.pop("name", None)
-                values.pop("household", None)
-        if guest_id is not None and guest_id in claimed:
-            plan.errors.append(RowError(line, "id", f"the same guest as line {claimed[guest_id]}"))
-            continue
-        current = guests.get(guest_id) if guest_id is not None else None
+            matched = self._by_name(line, values)
+            if isinstance(matched, RowError):
+                return matched
+            guest_id = matched
+        if guest_id is not None and guest_id in self.claimed:
+            return RowError(line, "id", f"the same guest as line {self.claimed[guest_id]}")
+        current = self.guests.get(guest_id) if guest_id is not None else None
         if current is None:
-            if "name" not in values:
-                plan.errors.append(RowError(line, "name", "a new guest needs a name"))
-                continue
-            if guest_id is not None and guest_id in stored:
-                plan.errors.append(
-                    RowError(line, "id", f"guest {guest_id!r} is unreadable; fix it first")
-                )
-                continue
-            if guest_id is None:
-                guest_id = _derived(wedding_id, values)
-                if guest_id in claimed:
-                    plan.errors.append(
-                        RowError(line, "name", f"the same guest as line {claimed[guest_id]}")
-                    )
-                    continue
-                if guest_id in stored:  # a guest it made before, since renamed
-                    plan.errors.append(
-                        RowError(line, "name", f"guest {guest_id!r} has another name now")
-                    )
-                    continue
-            claimed[guest_id] = line
-            plan.added.append((line, guest_id, values))
-            continue
-        claimed[guest_id] = line
+            return self._add(line, guest_id, values)
+        self.claimed[guest_id] = line
         differs = _differences(current, values)
         if differs:
-            plan.changed.append((line, guest_id, differs))
+            self.plan.changed.append((line, guest_id, differs))
         else:
-            plan.unchanged.append((line, guest_id))
-    return plan
+            self.plan.unchanged.append((line, guest_id))
+        return None
+
+    def _by_name(self, line: int, values: dict[str, Any]) -> str | None | RowError:
+        """The guest a row without an id matches by name and household (``None``: none)."""
+        if "name" not in values:
+            return RowError(line, "id", "a row needs an id or a name")
+        found = self.by_key.get(_key(values["name"], values.get("household")), [])
+        if len(found) > 1:
+            return RowError(
+                line, "name", f"{len(found)} guests have this name and household; give the id"
+            )
+        if not found:
+            return None
+        # Matched by them: the stored spelling stays (the key ignores case and spaces).
+        values.pop("name", None)
+        values.pop("household", None)
+        return found[0]
+
+    def _add(self, line: int, guest_id: str | None, values: dict[str, Any]) -> RowError | None:
+        """Plan a new guest: under the row's id, or one derived from its name."""
+        if "name" not in values:
+            return RowError(line, "name", "a new guest needs a name")
+        if guest_id is not None and guest_id in self.stored:
+            return RowError(line, "id", f"guest {guest_id!r} is unreadable; fix it first")
+        if guest_id is None:
+            guest_id = _derived(self.wedding_id, values)
+            if guest_id in self.claimed:
+                return RowError(line, "name", f"the same guest as line {self.claimed[guest_id]}")
+            if guest_id in self.stored:  # a guest it made before, since renamed
+                return RowError(line, "name", f"guest {guest_id!r} has another name now")
+        self.claimed[guest_id] = line
+        self.plan.added.append((line, guest_id, values))
+        return None
 
 
 def _guests(doc: Doc[Any] | None) -> Mapping[str, Guest]:

@@ -20,13 +20,14 @@ from crdt_server.core.hooks import Extension
 from crdt_server.features import Built, Feature
 from crdt_server.features.projections.domain import allowlist, mirror
 from crdt_server.features.projections.extension import PROJECTOR, Projections
+from crdt_server.features.projections.settings import ProjectionSettings
 from crdt_server.features.projections.tables import SCHEMA
 
-__all__ = ["FEATURE", "PROJECTOR", "Projections", "allowlist", "mirror"]
+__all__ = ["FEATURE", "PROJECTOR", "ProjectionSettings", "Projections", "allowlist", "mirror"]
 
 
 def _build(built: Built) -> Sequence[Extension]:
     return [Projections(built.core)]
 
 
-FEATURE = Feature("projections", _build, schemas=(SCHEMA,))
+FEATURE = Feature("projections", _build, schemas=(SCHEMA,), settings=ProjectionSettings)

@@ -18,9 +18,10 @@ role's, whether the matrix or a token's ``docs`` override lets it read the docum
 vendor member's field set), named by what it holds (``names_meals``, ``names``), not by who
 reads it. Rooms an earlier release named by role (``w42/guests@vendor``) are read by nobody:
 a wedding's derived rooms drop them (:meth:`Projections.derived_rooms`). With several
-processes, a lease on the bus makes one of them the writer of a projection at a time; a new
-writer first integrates what the store has of it, so two processes never write the same
-client's clocks.
+processes, a lease on the bus makes one of them the writer of a projection at a time
+(``CRDT_SERVER_PROJECTION_LEASE_SECONDS``, renewed as it works); a new writer first
+integrates what the store has of it, so two processes never write the same client's
+clocks, and takes over within a lease's length of the last writer's death.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from crdt_server.core.views import LiveRoom
 from crdt_server.documents.domain import WEDDINGS
 from crdt_server.documents.schema import META
 from crdt_server.features.projections.domain import mirror
+from crdt_server.features.projections.settings import ProjectionSettings
 from crdt_server.features.projections.tables import ProjectionClients
 from crdt_server.names import projection_name, projection_of
 
@@ -59,15 +61,13 @@ FULL_EVERY = 1000
 """Every so many rounds (of all projections), a round looks at every entry of its
 projection even when the change records named the entries that changed: a safety net for a
 change the records missed (their failures are counted and logged)."""
+LEASE_SLACK = 2.0
+"""Seconds past its own count of a lease's end after which a process whose round failed
+asks for the lease again: by then the bus's has lapsed, and another process may hold it."""
+RETRY_MOST = 30.0
+"""The longest pause before a round that failed is tried again (they double from 0.5 s)."""
 ENTRIES_PER_TURN = 250
 """Entries a round mirrors per turn of the event loop (a few ms of a guest list's)."""
-LEASE_SECONDS = 60.0
-"""How long one process is the writer of a projection (several processes): a lease on the
-bus, taken again once it lapsed; another process takes over only when it lapsed."""
-LEASE_MARGIN = 5.0
-"""A round starts only while the lease has this long left, and the lease is taken again
-only this long after it surely lapsed (the bus's lease cannot be extended): a writer pauses
-about twice this once a lease, never two processes write one client's clocks."""
 
 
 @dataclass(slots=True)
@@ -81,6 +81,8 @@ class _State:
     """``(root, id)`` of the entries local commits changed since the last round."""
     task: asyncio.Task[None] | None = None
     retry: asyncio.TimerHandle | None = None
+    failures: int = 0
+    """Rounds that failed in a row (each retried after a longer pause)."""
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
@@ -115,8 +117,9 @@ class Projections(Extension):
         loaded (every change of its source since marked it: no need to look at all)."""
         self._stored: RoomView | None = None
         self._leases: dict[str, float] = {}
-        """Projection -> when this process's lease on it lapses at the latest (monotonic;
+        """Projection -> when this process's lease on it lapses at the earliest (monotonic;
         several processes only)."""
+        self._lease_seconds = core.settings.fragment(ProjectionSettings).projection_lease_seconds
         self.rounds = 0
         """Rounds that brought a projection up to date (for tests and benchmarks)."""
 
@@ -250,11 +253,17 @@ class Projections(Extension):
                 waiters, state.waiters = state.waiters, []
                 try:
                     await self._round(name, state, None if full else touched)
+                    state.failures = 0
                 except Exception as exc:
                     error = exc
                     self._core.registry.metrics.derivation_failed(name, "projection", exc)
                     self._writers.pop(name, None)
                     self._followed.pop(name, None)
+                    # What the round was to write is not written (the store unreachable, a
+                    # room failed): a round of every entry follows after a pause, even if
+                    # the source does not change again.
+                    state.failures += 1
+                    self._retry_later(name, state, min(RETRY_MOST, 2.0**state.failures / 4))
                 for future in waiters:
                     if not future.done():
                         if error is None:
@@ -283,7 +292,7 @@ class Projections(Extension):
             return  # a projection nobody reads (named by an earlier release)
         took_over = False
         if core.registry.bus.shared:
-            held = await self._lease(name)
+            held = await self._lease(name, renew=state.failures == 0)
             if held is None:
                 self._retry_later(name, state)
                 return
@@ -325,31 +334,36 @@ class Projections(Extension):
             while len(self._writers) > MAX_WRITERS:
                 self._writers.popitem(last=False)
 
-    async def _lease(self, name: str) -> bool | None:
+    async def _lease(self, name: str, *, renew: bool = True) -> bool | None:
         """Make sure this process is the projection's writer for a round (several
-        processes): ``False`` if it was already, ``True`` if it just took over (it must
-        first integrate what the store has of the projection), ``None`` if another process
-        is. The bus's lease cannot be extended: while ours has :data:`LEASE_MARGIN` left,
-        it is ours; after that, the round waits until it surely lapsed and takes it again
-        (the time it is counted from is read before asking, so it never outlives the
-        bus's)."""
+        processes): ``False`` if it was and still is, ``True`` if it just took the lease
+        (its own had lapsed, or another process's: it must first integrate what the store
+        has of the projection), ``None`` if another process holds it. A round starts only
+        while the lease has half its length left; past that it is renewed first (the bus
+        renews a lease for the process that holds it), so no round runs on a lease about
+        to lapse, and a process that dies holding one leaves it for at most its length.
+        Not ``renew``: its last round failed (it cannot reach the store, say), so it lets
+        its lease lapse for another process to take, and asks again only once it has.
+        When it lapses is counted from before the asking: never later than the bus's."""
+        lease = self._lease_seconds
         now = time.monotonic()
         expires = self._leases.get(name, 0.0)
-        if now < expires - LEASE_MARGIN:
+        if now < expires - lease / 2:
             return False
-        if now < expires + LEASE_MARGIN:
-            await asyncio.sleep(expires + LEASE_MARGIN - now)
-        asked = time.monotonic()
-        if not await self._core.registry.bus.try_lease(f"projection:{name}", LEASE_SECONDS):
+        if not renew and now < expires + LEASE_SLACK:
+            return None  # the bus's lease may outlive this count by a round trip
+        if not await self._core.registry.bus.try_lease(f"projection:{name}", lease):
+            self._leases.pop(name, None)
             return None
-        self._leases = {n: t for n, t in self._leases.items() if t > asked}
-        self._leases[name] = asked + LEASE_SECONDS
-        return True
+        self._leases = {n: t for n, t in self._leases.items() if t > now}
+        self._leases[name] = now + lease
+        return now >= expires  # held all along: renewed, nothing new to integrate
 
-    def _retry_later(self, name: str, state: _State) -> None:
-        """Another process writes this projection now; look again once its lease may
-        have lapsed (it may have stopped caring about this wedding), if the projection is
-        still loaded here."""
+    def _retry_later(self, name: str, state: _State, delay: float | None = None) -> None:
+        """Look again in ``delay`` seconds, with a round of every entry, if the projection
+        is still loaded here. By default half a lease: another process writes it now, and
+        it may have stopped caring about this wedding (the holder renews its lease while
+        it works, and one that died leaves it within a lease)."""
         if state.retry is not None:
             return
 
@@ -360,7 +374,8 @@ class Projections(Extension):
             elif state.task is None and not state.stale:
                 self._states.pop(name, None)
 
-        state.retry = asyncio.get_running_loop().call_later(LEASE_SECONDS, again)
+        pause = self._lease_seconds / 2 if delay is None else delay
+        state.retry = asyncio.get_running_loop().call_later(pause, again)
 
     async def _client_id(self, name: str, wedding_id: str, room: LiveRoom) -> int:
         """The projection's client id: kept in memory while the projection has content

@@ -63,7 +63,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -129,6 +129,20 @@ ATTEMPTS_KEPT_SECONDS = 2 * 24 * 3600.0
 def lane_named(lane: str) -> Lane:
     """A stored delivery's lane (anything but ``urgent`` is the normal lane)."""
     return "urgent" if lane == "urgent" else "normal"
+
+
+@dataclass
+class _Queued:
+    """One fan-out's transaction as it is written: its statements (and which of them insert
+    a delivery), the first attempts it may still take per lane, whether some endpoint has
+    more, and the ``webhook-id`` of each event (endpoint, seq) queued on the urgent lane:
+    its repeat on the normal lane carries the same."""
+
+    leases: dict[Lane, int]
+    statements: list[Statement] = field(default_factory=list)
+    inserts: list[int] = field(default_factory=list)
+    more: bool = False
+    sent_ahead: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 class Webhooks(Extension):
@@ -291,14 +305,8 @@ class Webhooks(Extension):
             " JOIN {t}event_counters c ON c.wedding = e.wedding"
             " WHERE e.disabled = '' AND c.last_seq > e.after_seq",
         )
-        first_delay = self._config.webhook_retries[0]
-        statements: list[Statement] = []
-        inserts: list[int] = []  # which of the statements write a delivery
-        more = False
+        queued = _Queued(leases={"normal": lease, "urgent": urgent_lease})
         self._fanned = {}
-        sent_ahead: dict[tuple[str, int], str] = {}
-        """The ``webhook-id`` of each event (endpoint, seq) queued on the urgent lane: its
-        repeat on the normal lane carries the same."""
         for row in behind:
             if not self._placement.owns(row.wedding):
                 continue  # its owner fans it out
@@ -315,75 +323,82 @@ class Webhooks(Extension):
             ahead = max(int(row.urgent_after_seq), after)
             for lane in LANES:
                 start = ahead if lane == "urgent" else after
-                if start >= last:
-                    continue
-                lane_where = replace(where, priorities=LANE_PRIORITIES[lane])
-                if lane == "normal":
-                    lane_where = where
-                page = await read_events(
-                    self.tables.gateway,
-                    endpoint.wedding,
-                    after=start,
-                    limit=PAGE,
-                    where=lane_where,
-                    upto=last,
+                if start < last:
+                    await self._queue_page(queued, endpoint, lane, where, start, last)
+        return await self._commit_fan_out(queued)
+
+    async def _queue_page(
+        self,
+        queued: _Queued,
+        endpoint: Endpoint,
+        lane: Lane,
+        where: EventFilter,
+        start: int,
+        last: int,
+    ) -> None:
+        """Queue a delivery for each of the next page of ``endpoint``'s events on ``lane``
+        (after ``start``, up to the counter ``last``), and move the lane's cursor."""
+        if lane != "normal":
+            where = replace(where, priorities=LANE_PRIORITIES[lane])
+        page = await read_events(
+            self.tables.gateway, endpoint.wedding, after=start, limit=PAGE, where=where, upto=last
+        )
+        full = len(page) == PAGE
+        queued.more = queued.more or full
+        # A page short of PAGE saw every event up to the counter read before it
+        # (seqs follow commit order), so the cursor may pass those that did not match.
+        cursor = page[-1].seq if full else last
+        now = clock.now()
+        first_delay = self._config.webhook_retries[0]
+        busy = self._in_flight.get((endpoint.id, lane), 0)
+        sent_ahead = queued.sent_ahead
+        if lane == "normal":
+            sent_ahead.update(await sent_ahead_ids(self.tables, endpoint.id, page, sent_ahead))
+        for e in page:
+            delivery = new_id("msg")
+            if lane == "urgent":
+                sent_ahead[(endpoint.id, e.seq)] = delivery
+            take = first_delay == 0 and queued.leases[lane] > 0 and busy < PER_ENDPOINT
+            queued.leases[lane] -= int(take)
+            busy += int(take)
+            queued.inserts.append(len(queued.statements))
+            queued.statements.append(
+                insert_delivery(
+                    endpoint,
+                    delivery,
+                    e.seq,
+                    e.type,
+                    payload_of(e),
+                    e.at,
+                    now + first_delay,
+                    owner=self._owner if take else "",
+                    lease_until=now + self._lease_seconds() if take else 0.0,
+                    lane=lane,
+                    webhook_id=sent_ahead.get((endpoint.id, e.seq), delivery),
                 )
-                full = len(page) == PAGE
-                more = more or full
-                # A page short of PAGE saw every event up to the counter read before it
-                # (seqs follow commit order), so the cursor may pass those that did not match.
-                cursor = page[-1].seq if full else last
-                now = clock.now()
-                busy = self._in_flight.get((endpoint.id, lane), 0)
-                if lane == "normal":
-                    sent_ahead.update(
-                        await sent_ahead_ids(self.tables, endpoint.id, page, sent_ahead)
-                    )
-                for e in page:
-                    delivery = new_id("msg")
-                    if lane == "urgent":
-                        sent_ahead[(endpoint.id, e.seq)] = delivery
-                    free = urgent_lease if lane == "urgent" else lease
-                    take = first_delay == 0 and free > 0 and busy < PER_ENDPOINT
-                    if lane == "urgent":
-                        urgent_lease -= int(take)
-                    else:
-                        lease -= int(take)
-                    busy += int(take)
-                    inserts.append(len(statements))
-                    statements.append(
-                        insert_delivery(
-                            endpoint,
-                            delivery,
-                            e.seq,
-                            e.type,
-                            payload_of(e),
-                            e.at,
-                            now + first_delay,
-                            owner=self._owner if take else "",
-                            lease_until=now + self._lease_seconds() if take else 0.0,
-                            lane=lane,
-                            webhook_id=sent_ahead.get((endpoint.id, e.seq), delivery),
-                        )
-                    )
-                column = "urgent_after_seq" if lane == "urgent" else "after_seq"
-                statements.append(
-                    (
-                        f"UPDATE {{t}}webhook_endpoints SET {column} = ?"  # noqa: S608
-                        f" WHERE id = ? AND {column} < ?",
-                        (cursor, endpoint.id, cursor),
-                    )
-                )
+            )
+        column = "urgent_after_seq" if lane == "urgent" else "after_seq"
+        queued.statements.append(
+            (
+                f"UPDATE {{t}}webhook_endpoints SET {column} = ?"  # noqa: S608
+                f" WHERE id = ? AND {column} < ?",
+                (cursor, endpoint.id, cursor),
+            )
+        )
+
+    async def _commit_fan_out(self, queued: _Queued) -> tuple[bool, list[Leased]]:
+        """Commit the queued deliveries and cursors with the settled attempts waiting (kept
+        for the next transaction if this one fails); the deliveries this process took."""
         settled, self._settled = self._settled, []
-        if not statements and not settled:
+        if not queued.statements and not settled:
             return False, []
         try:
-            results = await self.tables.transaction([*settled, *statements])
+            results = await self.tables.transaction([*settled, *queued.statements])
         except BaseException:
             self._settled[:0] = settled  # committed with the next transaction instead
             raise
-        written = [Inserted(*row) for i in inserts for row in results[len(settled) + i]]
-        return more, [w.leased() for w in written if w.lease_owner == self._owner]
+        written = [Inserted(*row) for i in queued.inserts for row in results[len(settled) + i]]
+        return queued.more, [w.leased() for w in written if w.lease_owner == self._owner]
 
     async def flush(self) -> None:
         """Commit the settled attempts not yet committed (the dispatcher does it with its

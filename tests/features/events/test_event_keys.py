@@ -1,14 +1,19 @@
 """The events' keys on both stores: an event that tells of a Yjs item an earlier event of
 the wedding told of is not stored (the same content committed by two servers, in one
 update on one and in several on the other), events of one commit may share items, and an
-event without a key is always stored; seqs stay without gaps."""
+event without a key is always stored; seqs stay without gaps. A change some of whose items
+were told before and some not is told for the rest, from what the events told."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from crdt_server.documents.changes import EntryChange
+from crdt_server.documents.events import derive_events
+from crdt_server.features.events.domain import DerivedEvent, derivation_of, told_items
 from crdt_server.features.events.tables import SCHEMA, read_events, store_events
 from crdt_server.storage import Gateway, NewEvent, store_for
 
@@ -67,3 +72,88 @@ async def test_an_event_of_items_told_before_is_not_stored_on_postgres(
     tmp_path: Path, postgres_url: str
 ) -> None:
     await _check(postgres_url, tmp_path)
+
+
+def _derived(
+    change: EntryChange, items: dict[tuple[str, ...], list[tuple[int, int]]]
+) -> list[NewEvent]:
+    """The events a keyed server derives from ``change`` to the guest list, whose slots
+    ``items`` wrote (as :meth:`EventLog.on_commit` makes them)."""
+    events = derive_events("guests", [change])
+    told = [told_items("guests", e.type, e.data, change, items) for e in events]
+    derivation = derivation_of("guests", change, told)
+    return [
+        DerivedEvent(
+            "w1",
+            e.type,
+            json.dumps(e.data, separators=(",", ":")),
+            "guests",
+            key=" ".join(sorted(slots)) if slots else None,
+            derivation=derivation,
+        )
+        for e, slots in zip(events, told, strict=True)
+    ]
+
+
+async def _check_rest(url: str | None, tmp_path: Path) -> None:
+    store = store_for(url, tmp_path / "store.sqlite3")
+    await store.open()
+    try:
+        await store.install(SCHEMA)
+        gateway = Gateway.of(store)
+
+        async def commit(events: list[NewEvent]) -> list[tuple[str, dict[str, object]]]:
+            stored = await gateway.run(store_events(events))
+            return [(e.type, json.loads(e.data)) for e in stored]
+
+        entry, name = ("guests", "g1"), ("guests", "g1", "name")
+        rsvp = ("guests", "g1", "rsvp")
+        fields = {"name": "Ada", "rsvp": "pending"}
+        added = EntryChange("guests", "g1", "added", {}, fields)
+        first = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 2)]}
+        assert await commit(_derived(added, first)) == [
+            ("guest.added", {"id": "g1", "fields": fields})
+        ]
+        # Another server: the guest and its later answer, one merged update.
+        answered = EntryChange("guests", "g1", "added", {}, {"name": "Ada", "rsvp": "accepted"})
+        merged = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 3)]}
+        assert await commit(_derived(answered, merged)) == [
+            ("guest.rsvp_changed", {"id": "g1", "from": "pending", "to": "accepted"})
+        ]
+        # The first server's own copy of the answer comes after: told already.
+        change = EntryChange("guests", "g1", "updated", {"rsvp": "pending"}, {"rsvp": "accepted"})
+        assert await commit(_derived(change, {rsvp: [(9, 3)]})) == []
+        # A rename told, then merged with a new phone: the phone alone, from what was told.
+        renamed = EntryChange("guests", "g1", "updated", {"name": "Ada"}, {"name": "Ada L."})
+        phone = ("guests", "g1", "phone")
+        assert [t for t, _ in await commit(_derived(renamed, {name: [(9, 4)]}))] == [
+            "guest.updated"
+        ]
+        both = EntryChange(
+            "guests",
+            "g1",
+            "updated",
+            {"name": "Ada", "phone": None},
+            {"name": "Ada L.", "phone": "1"},
+        )
+        assert await commit(_derived(both, {name: [(9, 4)], phone: [(9, 5)]})) == [
+            ("guest.updated", {"id": "g1", "changes": {"phone": {"from": None, "to": "1"}}})
+        ]
+        seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
+        assert seqs == [1, 2, 3, 4]
+    finally:
+        await store.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_the_untold_rest_of_a_change_is_told_from_what_was_told(tmp_path: Path) -> None:
+    await _check_rest(None, tmp_path)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_the_untold_rest_of_a_change_is_told_from_what_was_told_on_postgres(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    await _check_rest(postgres_url, tmp_path)

@@ -90,7 +90,9 @@ async def test_typing_is_one_event_with_excerpts_that_follow_read_rules(tmp_path
             "Hi",
             "Hi 😀!",
         )
-        assert data["seqs"]["first"] < data["seqs"]["last"]  # three updates, one event
+        # three updates, one event; keystrokes sent back to back may share one commit (and
+        # seq) when the machine is busy, so the span may be a single seq
+        assert data["seqs"]["first"] <= data["seqs"]["last"]
         # The couple, the planner and family read a guest's notes; a vendor gets the event
         # without the excerpts.
         family = await sessions(http, "family")

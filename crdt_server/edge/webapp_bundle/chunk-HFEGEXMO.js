@@ -1,1 +1,0 @@
-import{a,b,c,d,e}from"./chunk-JOBKIZYJ.js";import"./chunk-FJ76QONV.js";import"./chunk-37EYT3TU.js";import"./chunk-X5YW32EU.js";export{d as chartSvg,e as chartView,b as geometry,c as occupancy,a as placeOf};

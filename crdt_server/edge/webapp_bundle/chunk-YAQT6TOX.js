@@ -1,0 +1,1 @@
+import{a,b,c,d,e}from"./chunk-NV3QKEQR.js";import"./chunk-LY2HTBXW.js";import"./chunk-37EYT3TU.js";import"./chunk-X5YW32EU.js";export{d as chartSvg,e as chartView,b as geometry,c as occupancy,a as placeOf};
