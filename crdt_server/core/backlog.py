@@ -35,7 +35,8 @@ session pulls what the room lacks with its own sync step 1 once the room is back
 
 Each of a room's counts is of its writers' updates: a run of them merged into one
 (:meth:`~crdt_server.core.room.Room.apply_run`) counts one each, and a writer's run never
-takes its room past its own bound (:meth:`Backlog.left`).
+takes its room past its own bound (:meth:`Backlog.left`, read once nothing is awaited before
+the run is counted); what it cannot take waits, as its next update would.
 
 Which rooms are quiet (:meth:`Backlog.quiet`, whose updates the pacer lets through at
 once, :mod:`crdt_server.core.pacing`) is judged by rate, not by backlog: under overload a busy

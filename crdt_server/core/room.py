@@ -43,7 +43,7 @@ from crdt_server.codec.updates import (
     inspect_update,
 )
 from crdt_server.core.adoption import split
-from crdt_server.core.client_ids import Relayed
+from crdt_server.core.client_ids import Relayed, owner_of
 from crdt_server.core.connection import Connection
 from crdt_server.core.crdt import (
     CrdtFailure,
@@ -61,6 +61,7 @@ from crdt_server.core.services import RoomServices
 from crdt_server.errors import (
     ClientIdTaken,
     CloseCode,
+    PeerError,
     ProtocolError,
 )
 from crdt_server.storage import (
@@ -161,6 +162,27 @@ class Room(RoomRemote):
             done = await super().apply(part, inspect_update(part), credited)
             index = done if done is not None else index
         return index
+
+    async def apply_run(
+        self, updates: Sequence[tuple[bytes, UpdateSummary]], sender: Sender
+    ) -> int:
+        """Take in the first of one writer's updates that arrived together
+        (:meth:`take_run`): as many as the room may still take
+        (:meth:`~crdt_server.core.backlog.Backlog.left`), counted once the run's new client
+        ids are owned: claiming an id waits for the store, and other writers' runs are
+        taken in meanwhile (counted before, two writers' runs together took a room to
+        twice its bound). How many it took; the caller sends the rest once the room is
+        under its bound."""
+        owner = owner_of(sender)
+        for owned, (update, summary) in enumerate(updates):
+            try:
+                await self._clients.own(self.wedding_id, summary, self.document, owner, update)
+            except PeerError:  # taken alone next, and refused as its apply refuses it
+                updates = updates[: max(owned, 1)]
+                break
+        run = updates[: self._backlog.left(self.name)]
+        await self.take_run(run, sender)
+        return len(run)
 
     async def _apply_slices(
         self, update: bytes, summary: UpdateSummary, sender: Sender, *, server: bool

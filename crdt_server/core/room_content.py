@@ -93,7 +93,7 @@ class Uncommitted:
     rows: Sequence[FeatureRow] = ()
     """Rows its maker wants committed with it (an HTTP operation's idempotency key)."""
     frames: int = 1
-    """How many of its writer's updates it merges (:meth:`RoomContent.apply_run`)."""
+    """How many of its writer's updates it merges (:meth:`RoomContent.take_run`)."""
 
 
 class RoomContent(ABC):
@@ -290,7 +290,7 @@ class RoomContent(ABC):
     ) -> int | None:
         """Apply a structurally valid update; queue it for commit if it changed anything,
         with ``rows`` (of installed feature tables) in its commit transaction. ``frames``:
-        how many of the writer's updates it merges (see :meth:`apply_run`); ``server``:
+        how many of the writer's updates it merges (see :meth:`take_run`); ``server``:
         the server wrote it for ``sender`` (its client ids are the server's).
 
         Returns the update's index (see :meth:`wait_committed`), or ``None`` if it was a
@@ -369,7 +369,7 @@ class RoomContent(ABC):
             raise ProtocolError(f"update rejected: {exc}") from exc
         return list(self.document.released)
 
-    async def apply_run(
+    async def take_run(
         self, updates: Sequence[tuple[bytes, UpdateSummary]], sender: Sender
     ) -> None:
         """Apply one writer's structurally valid updates that arrived together, in order.

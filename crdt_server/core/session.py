@@ -336,16 +336,8 @@ class _Session:
     async def _handle(self, message: Message) -> None:
         if isinstance(message, SyncUpdate | SyncStep2):
             room = self.room
-            if self.dialect is None and room.backlog_over and self.conn.principal.can_write:
-                # Backpressure (crdt_server.core.backlog): the update waits, not taken in,
-                # and this connection is not read while its room is over its bound, so TCP
-                # carries the pressure to the writer. One still paused after the limit
-                # keeps flooding a room that cannot catch up.
-                if not await room.backlog_pause():
-                    limit = self.settings.max_read_pause_seconds
-                    raise Overloaded(
-                        f"the room stayed over its backlog bound for {limit:g} s; try again later"
-                    )
+            if self.dialect is None and self.conn.principal.can_write:
+                await self._under_bound(room)
             # Under overload, connections take turns; a quiet room's go first.
             await self.pacer.turn(self.ticket, quiet=room.backlog_quiet, share=room.wedding_id)
             started = time.perf_counter()
@@ -362,6 +354,17 @@ class _Session:
             self.conn.send(self.room.awareness_frame())
         elif isinstance(message, AuthDenied):
             log.info("%s sent an auth message; ignored (only servers send them)", self.conn.id)
+
+    async def _under_bound(self, room: Room) -> None:
+        """Backpressure (:mod:`crdt_server.core.backlog`): while ``room`` is over its bound,
+        the update waits, not taken in, and this connection is not read, so TCP carries the
+        pressure to the writer. One still paused after the limit keeps flooding a room that
+        cannot catch up: :class:`Overloaded`."""
+        if room.backlog_over and not await room.backlog_pause():
+            limit = self.settings.max_read_pause_seconds
+            raise Overloaded(
+                f"the room stayed over its backlog bound for {limit:g} s; try again later"
+            )
 
     def _run_of(self, first: bytes, most: int) -> list[bytes]:
         """``first`` and the updates that arrived right behind it (already read from the
@@ -411,8 +414,11 @@ class _Session:
             except PeerError as exc:
                 refused = exc
                 break
-        if run:
-            await self.room.apply_run(run, self.sender)
+        while run:
+            taken = await self.room.apply_run(run, self.sender)
+            run = run[taken:]
+            if run:  # the rest waits until the room is under its bound again
+                await self._under_bound(self.room)
         if refused is not None:
             raise refused
 

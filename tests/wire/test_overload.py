@@ -41,6 +41,7 @@ from crdt_server.codec.protocol import (
     write_var_string,
 )
 from tests.server import ServerProcess
+from tests.wire.test_wire import BINARY, client_frame, ws_connect
 from tests.yclient import YClient
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
@@ -87,13 +88,15 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return checked
 
 
-def _flood_updates(count: int, client_id: int) -> tuple[Doc[Map[str]], list[bytes]]:
+def _flood_updates(
+    count: int, client_id: int, text: str = BIG
+) -> tuple[Doc[Map[str]], list[bytes]]:
     doc: Doc[Map[str]] = Doc(client_id=client_id)
     notes = doc.get("notes", type=Map)
     updates: list[bytes] = []
     for i in range(count):
         before = doc.get_state()
-        notes[f"{client_id}-{i}"] = BIG
+        notes[f"{client_id}-{i}"] = text
         updates.append(doc.get_update(before))
     return doc, updates
 
@@ -151,6 +154,45 @@ async def test_a_flooding_writer_is_paused_not_queued_and_nothing_is_lost(
                 await fresh.wait(lambda: _keys(fresh.doc) == _keys(doc), 60)
         assert await _metric(server, "crdt_updates_accepted_total") == len(updates)
         assert await _metric(server, "crdt_backlog_updates") == 0
+
+
+async def test_writers_whose_runs_arrive_together_take_the_room_to_its_bound_not_past(
+    tmp_path: Path,
+) -> None:
+    """Two writers of new client ids each send a bound's worth of updates in one TCP write.
+    Each run's ids are claimed in the store before it is taken in (an await), and the other
+    writer's run is read meanwhile: what the room may take is counted once the claim is
+    done, so the two together take it to its bound and one more, not to twice its bound
+    (CI saw 16 of a bound of 8)."""
+    hold = tmp_path / "hold"
+    room = f"w{uuid.uuid4().hex[:8]}/guests"
+    hold.write_text(room)
+    floods = [_flood_updates(BOUND, client_id=300 + i, text="x") for i in range(2)]
+    async with _server(tmp_path, _env(hold)) as server:
+        sockets = [await ws_connect(server.port, f"/sync/{room}") for _ in floods]
+        try:
+            for ws in sockets:
+                await ws.greeting()
+            for ws, (_, updates) in zip(sockets, floods, strict=True):
+                frames = b"".join(client_frame(BINARY, encode_update(u)) for u in updates)
+                ws.writer.write(frames)
+            for ws in sockets:
+                await ws.writer.drain()
+
+            async def settled() -> bool:
+                accepted = await _metric(server, "crdt_updates_accepted_total")
+                return accepted >= 2 * BOUND or await _metric(server, "crdt_reads_paused") >= 1
+
+            await _until(settled)
+            assert await _metric(server, "crdt_backlog_updates") <= BOUND + 1
+            hold.unlink()
+            want = set().union(*(_keys(doc) for doc, _ in floods))
+            async with YClient(server.ws_url, room) as fresh:
+                await fresh.wait(fresh.synced.is_set, 30)
+                await fresh.wait(lambda: _keys(fresh.doc) == want, 60)
+        finally:
+            for ws in sockets:
+                await ws.aclose()
 
 
 async def test_a_connection_paused_past_the_limit_is_closed_with_1013(tmp_path: Path) -> None:
