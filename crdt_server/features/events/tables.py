@@ -1,5 +1,6 @@
 """The events feature's tables: the wedding events, their per-wedding counters and
-idempotency keys, and the stream tickets. Only this module writes SQL against them; other
+idempotency keys, and the stream tickets. Only this module writes SQL against them (and
+:mod:`~crdt_server.features.events.tables_keys` against the events' keys); other
 features reach them through the feature's package: steps to compose with ``yield from``
 into a transaction of the SQL gateway (:func:`store_events`, :func:`forget_events_of`,
 :func:`erase_custom_events_of`), and calls of their own (:func:`add_events`,
@@ -14,7 +15,7 @@ from typing import Any
 import msgspec
 
 from crdt_server import clock
-from crdt_server.features.events.domain import Derivation, DerivedEvent, told_entries
+from crdt_server.features.events.tables_keys import first_of_their_keys
 from crdt_server.names import CUSTOM_EVENT_NAMESPACES, RESERVED_EVENT_TYPES
 from crdt_server.storage import (
     AddedEvents,
@@ -279,90 +280,12 @@ def store_events(events: Sequence[NewEvent], now: float | None = None) -> Tx[lis
     return _store_events(list(events), now)
 
 
-class _Key(msgspec.Struct, frozen=True):
-    wedding: str
-    key: str
-
-
-def _first_of_their_keys(events: list[NewEvent], when: float) -> Tx[list[NewEvent]]:
-    """``events`` less those that tell of an item (:attr:`NewEvent.key`: the items, space
-    separated) an event of the wedding stored before told of; the items are kept, in the
-    same transaction. Events of this commit may share items (an entry's update told as
-    two events). The events of a change (:class:`DerivedEvent`) some of whose items were
-    told before and some not give way to the events of the rest (:meth:`Derivation.rest`)."""
-    keys = list(
-        dict.fromkeys((e.wedding, k) for e in events if e.key is not None for k in e.key.split())
-    )
-    new: set[tuple[str, str]] = set()
-    for start in range(0, len(keys), _ROWS):
-        chunk = keys[start : start + _ROWS]
-        marks = ", ".join(["(?, ?, ?)"] * len(chunk))
-        params = [value for wedding, key in chunk for value in (wedding, key, when)]
-        added = yield from rows_as(
-            _Key,
-            f"INSERT INTO {{t}}event_keys (wedding, key, at) VALUES {marks}"  # noqa: S608
-            " ON CONFLICT (wedding, key) DO NOTHING RETURNING wedding, key",
-            *params,
-        )
-        new.update((k.wedding, k.key) for k in added)
-    kept: list[NewEvent] = []
-    rested: set[int] = set()
-    for e in events:
-        derivation = e.derivation if isinstance(e, DerivedEvent) else None
-        if e.key is None:
-            kept.append(e)
-            continue
-        mine = e.key.split() if derivation is None else list(derivation.slots)
-        untold = [k for k in mine if (e.wedding, k) in new]
-        if len(untold) == len(mine):
-            kept.append(e)
-        elif untold and derivation is not None and id(derivation) not in rested:
-            rested.add(id(derivation))
-            kept += yield from _rest(e, derivation, untold)
-    return kept
-
-
-class _Told(msgspec.Struct, frozen=True):
-    type: str
-    data: str
-
-
-def _rest(event: NewEvent, derivation: Derivation, untold: list[str]) -> Tx[list[NewEvent]]:
-    """The events of the ``untold`` items of ``event``'s change, from what the wedding's
-    stored events told of its entry (read here, in the transaction that records the items:
-    whoever told the others has committed)."""
-    entry = derivation.change.id
-    needle = f'"id":{json.dumps(entry)}'
-    pattern = "%" + needle.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
-    rows = yield from rows_as(
-        _Told,
-        "SELECT type, data FROM {t}events WHERE wedding = ? AND doc = ?"
-        " AND data LIKE ? ESCAPE '!' ORDER BY seq",
-        event.wedding,
-        derivation.doc,
-        pattern,
-    )
-    told = told_entries(derivation.doc, entry, ((r.type, r.data) for r in rows))
-    return [
-        NewEvent(
-            event.wedding,
-            told_now.type,
-            json.dumps(told_now.data, separators=(",", ":")),
-            event.doc,
-            sub=event.sub,
-            role=event.role,
-            priority=event.priority,
-        )
-        for told_now in derivation.rest(told, untold)
-    ]
-
-
 def _store_events(events: list[NewEvent], now: float | None) -> Tx[list[StoredEvent]]:
     if not events:
         return []
     when = clock.now() if now is None else now
     if any(e.key is not None for e in events):
-        events = yield from _first_of_their_keys(events, when)
+        events = yield from first_of_their_keys(events, when, _ROWS)
     counts: dict[str, int] = {}
     for event in events:
         counts[event.wedding] = counts.get(event.wedding, 0) + 1
