@@ -319,13 +319,15 @@ async def test_a_check_in_the_server_refuses_is_said_beside_the_button_tapped(
         await page.get_by_role("link", name="Timeline").click()
         arrived = page.get_by_role("button", name="Glam Studio: Arrived")
         await expect(arrived).to_be_visible()
+        # Hold the day's state from before the change, so the tapped button is there as it
+        # answers: every read of the day fails until the refusal is seen (the change's event
+        # reads it again, as does the tap, and a `day.*` event the feed delivers late on a
+        # loaded machine, such as the mode switched on). Held only after the change, a read
+        # in between took the button away before the tap (a CI run).
+        day = "**/api/weddings/demo-today/day"
+        await page.route(day, lambda route: route.abort())
         await glam_members(["someone-else"])
     reason = "Check-in refused: you may not check this vendor in."
-    # Hold the day's state, so the tapped button is there as it answers: every read of the
-    # day fails until the refusal is seen (the tap reads it again, and so does a `day.*`
-    # event the feed delivers late on a loaded machine, such as the mode switched on).
-    day = "**/api/weddings/demo-today/day"
-    await page.route(day, lambda route: route.abort())
     await arrived.click()
     await refused(page, arrived, reason)
     glam = page.locator("li[data-vendor='glam']")
