@@ -7,9 +7,11 @@ were told before and some not is told for the rest, from what the events told.""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from crdt_server.documents.changes import EntryChange
 from crdt_server.documents.events import derive_events
@@ -22,56 +24,58 @@ def _event(kind: str, key: str | None, wedding: str = "w1") -> NewEvent:
     return NewEvent(wedding, kind, "{}", "guests", key=key)
 
 
-async def _check(url: str | None, tmp_path: Path) -> None:
-    store = store_for(url, tmp_path / "store.sqlite3")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """Each store: SQLite (``None``), and a fresh database of the local PostgreSQL."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+
+
+@pytest_asyncio.fixture
+async def gateway(store_url: str | None, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """The events' tables on each store."""
+    store = store_for(store_url, tmp_path / "store.sqlite3")
     await store.open()
     try:
         await store.install(SCHEMA)
-        gateway = Gateway.of(store)
-
-        async def commit(*events: NewEvent) -> list[str]:
-            stored = await gateway.run(store_events(list(events)))
-            return [e.type for e in stored]
-
-        # One server: the guest added with its fields, then its answer, one update each.
-        added = "guests:w:9:0 guests:w:9:1 guests:w:9:2"
-        assert await commit(_event("guest.added", added)) == ["guest.added"]
-        assert await commit(_event("guest.rsvp_changed", "guests:w:9:3")) == ["guest.rsvp_changed"]
-        # The other server, both in one update: its guest.added tells of the entry's item.
-        merged = "guests:w:9:0 guests:w:9:1 guests:w:9:3"
-        assert await commit(_event("guest.added", merged)) == []
-        # The other way round: told at once first, then one by one (w2).
-        assert await commit(_event("guest.added", merged, "w2")) == ["guest.added"]
-        assert await commit(_event("guest.added", added, "w2")) == []
-        assert await commit(_event("guest.rsvp_changed", "guests:w:9:3", "w2")) == []
-        # Removing the entry tells of its item removed: a fact of its own.
-        assert await commit(_event("guest.removed", "guests:r:9:0")) == ["guest.removed"]
-        # Two events of one change share an item; an event without a key is stored.
-        both = ("budget.payment_updated", "budget.payment_paid")
-        assert await commit(*(_event(k, "budget:w:4:7") for k in both)) == list(both)
-        assert await commit(_event("budget.payment_paid", "budget:w:4:7")) == []
-        assert await commit(_event("day.cake", None), _event("day.cake", None)) == [
-            "day.cake",
-            "day.cake",
-        ]
-        seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
-        assert seqs == list(range(1, 8))  # no seq taken by one left out
+        yield Gateway.of(store)
     finally:
         await store.close()
 
 
-@pytest.mark.asyncio
-@pytest.mark.timeout(30)
-async def test_an_event_of_items_told_before_is_not_stored(tmp_path: Path) -> None:
-    await _check(None, tmp_path)
+async def _stored(gateway: Gateway, events: list[NewEvent]) -> list[tuple[str, dict[str, object]]]:
+    return [(e.type, json.loads(e.data)) for e in await gateway.run(store_events(events))]
 
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
-async def test_an_event_of_items_told_before_is_not_stored_on_postgres(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    await _check(postgres_url, tmp_path)
+async def test_an_event_of_items_told_before_is_not_stored(gateway: Gateway) -> None:
+    async def commit(*events: NewEvent) -> list[str]:
+        stored = await gateway.run(store_events(list(events)))
+        return [e.type for e in stored]
+
+    # One server: the guest added with its fields, then its answer, one update each.
+    added = "guests:w:9:0 guests:w:9:1 guests:w:9:2"
+    assert await commit(_event("guest.added", added)) == ["guest.added"]
+    assert await commit(_event("guest.rsvp_changed", "guests:w:9:3")) == ["guest.rsvp_changed"]
+    # The other server, both in one update: its guest.added tells of the entry's item.
+    merged = "guests:w:9:0 guests:w:9:1 guests:w:9:3"
+    assert await commit(_event("guest.added", merged)) == []
+    # The other way round: told at once first, then one by one (w2).
+    assert await commit(_event("guest.added", merged, "w2")) == ["guest.added"]
+    assert await commit(_event("guest.added", added, "w2")) == []
+    assert await commit(_event("guest.rsvp_changed", "guests:w:9:3", "w2")) == []
+    # Removing the entry tells of its item removed: a fact of its own.
+    assert await commit(_event("guest.removed", "guests:r:9:0")) == ["guest.removed"]
+    # Two events of one change share an item; an event without a key is stored.
+    both = ("budget.payment_updated", "budget.payment_paid")
+    assert await commit(*(_event(k, "budget:w:4:7") for k in both)) == list(both)
+    assert await commit(_event("budget.payment_paid", "budget:w:4:7")) == []
+    assert await commit(_event("day.cake", None), _event("day.cake", None)) == [
+        "day.cake",
+        "day.cake",
+    ]
+    seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
+    assert seqs == list(range(1, 8))  # no seq taken by one left out
 
 
 def _derived(
@@ -95,118 +99,73 @@ def _derived(
     ]
 
 
-async def _check_rest(url: str | None, tmp_path: Path) -> None:
-    store = store_for(url, tmp_path / "store.sqlite3")
-    await store.open()
-    try:
-        await store.install(SCHEMA)
-        gateway = Gateway.of(store)
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_the_untold_rest_of_a_change_is_told_from_what_was_told(gateway: Gateway) -> None:
 
-        async def commit(events: list[NewEvent]) -> list[tuple[str, dict[str, object]]]:
-            stored = await gateway.run(store_events(events))
-            return [(e.type, json.loads(e.data)) for e in stored]
-
-        entry, name = ("guests", "g1"), ("guests", "g1", "name")
-        rsvp = ("guests", "g1", "rsvp")
-        fields = {"name": "Ada", "rsvp": "pending"}
-        added = EntryChange("guests", "g1", "added", {}, fields)
-        first = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 2)]}
-        assert await commit(_derived(added, first)) == [
-            ("guest.added", {"id": "g1", "fields": fields})
-        ]
-        # Another server: the guest and its later answer, one merged update.
-        answered = EntryChange("guests", "g1", "added", {}, {"name": "Ada", "rsvp": "accepted"})
-        merged = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 3)]}
-        assert await commit(_derived(answered, merged)) == [
-            ("guest.rsvp_changed", {"id": "g1", "from": "pending", "to": "accepted"})
-        ]
-        # The first server's own copy of the answer comes after: told already.
-        change = EntryChange("guests", "g1", "updated", {"rsvp": "pending"}, {"rsvp": "accepted"})
-        assert await commit(_derived(change, {rsvp: [(9, 3)]})) == []
-        # A rename told, then merged with a new phone: the phone alone, from what was told.
-        renamed = EntryChange("guests", "g1", "updated", {"name": "Ada"}, {"name": "Ada L."})
-        phone = ("guests", "g1", "phone")
-        assert [t for t, _ in await commit(_derived(renamed, {name: [(9, 4)]}))] == [
-            "guest.updated"
-        ]
-        both = EntryChange(
-            "guests",
-            "g1",
-            "updated",
-            {"name": "Ada", "phone": None},
-            {"name": "Ada L.", "phone": "1"},
-        )
-        assert await commit(_derived(both, {name: [(9, 4)], phone: [(9, 5)]})) == [
-            ("guest.updated", {"id": "g1", "changes": {"phone": {"from": None, "to": "1"}}})
-        ]
-        seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
-        assert seqs == [1, 2, 3, 4]
-    finally:
-        await store.close()
+    entry, name = ("guests", "g1"), ("guests", "g1", "name")
+    rsvp = ("guests", "g1", "rsvp")
+    fields = {"name": "Ada", "rsvp": "pending"}
+    added = EntryChange("guests", "g1", "added", {}, fields)
+    first = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 2)]}
+    assert await _stored(gateway, _derived(added, first)) == [
+        ("guest.added", {"id": "g1", "fields": fields})
+    ]
+    # Another server: the guest and its later answer, one merged update.
+    answered = EntryChange("guests", "g1", "added", {}, {"name": "Ada", "rsvp": "accepted"})
+    merged = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 3)]}
+    assert await _stored(gateway, _derived(answered, merged)) == [
+        ("guest.rsvp_changed", {"id": "g1", "from": "pending", "to": "accepted"})
+    ]
+    # The first server's own copy of the answer comes after: told already.
+    change = EntryChange("guests", "g1", "updated", {"rsvp": "pending"}, {"rsvp": "accepted"})
+    assert await _stored(gateway, _derived(change, {rsvp: [(9, 3)]})) == []
+    # A rename told, then merged with a new phone: the phone alone, from what was told.
+    renamed = EntryChange("guests", "g1", "updated", {"name": "Ada"}, {"name": "Ada L."})
+    phone = ("guests", "g1", "phone")
+    assert [t for t, _ in await _stored(gateway, _derived(renamed, {name: [(9, 4)]}))] == [
+        "guest.updated"
+    ]
+    both = EntryChange(
+        "guests",
+        "g1",
+        "updated",
+        {"name": "Ada", "phone": None},
+        {"name": "Ada L.", "phone": "1"},
+    )
+    assert await _stored(gateway, _derived(both, {name: [(9, 4)], phone: [(9, 5)]})) == [
+        ("guest.updated", {"id": "g1", "changes": {"phone": {"from": None, "to": "1"}}})
+    ]
+    seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
+    assert seqs == [1, 2, 3, 4]
 
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
-async def test_the_untold_rest_of_a_change_is_told_from_what_was_told(tmp_path: Path) -> None:
-    await _check_rest(None, tmp_path)
-
-
-@pytest.mark.asyncio
-@pytest.mark.timeout(30)
-async def test_the_untold_rest_of_a_change_is_told_from_what_was_told_on_postgres(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    await _check_rest(postgres_url, tmp_path)
-
-
-async def _check_stale(url: str | None, tmp_path: Path) -> None:
+async def test_an_item_overwritten_before_it_was_told_is_not_told(gateway: Gateway) -> None:
     """The fault campaign's missing answers: a server cut from the store while committing a
     guest (``rsvp`` pending); its writer moves to another server and sends the guest with
     the answer that overwrote ``pending``, committed there first; the first server's commit
     lands after. Its ``pending`` item was overwritten before anyone told it: not told as a
     change (it was ``guest.rsvp_changed`` accepted -> pending, the events ending at pending
     while the guest answered accepted)."""
-    store = store_for(url, tmp_path / "store.sqlite3")
-    await store.open()
-    try:
-        await store.install(SCHEMA)
-        gateway = Gateway.of(store)
 
-        async def commit(events: list[NewEvent]) -> list[tuple[str, dict[str, object]]]:
-            stored = await gateway.run(store_events(events))
-            return [(e.type, json.loads(e.data)) for e in stored]
-
-        entry, name = ("guests", "g1"), ("guests", "g1", "name")
-        rsvp, meal = ("guests", "g1", "rsvp"), ("guests", "g1", "meal")
-        answered = {"name": "Ada", "rsvp": "accepted"}
-        merged = EntryChange("guests", "g1", "added", {}, answered)
-        assert await commit(
-            _derived(merged, {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 3)]})
-        ) == [("guest.added", {"id": "g1", "fields": answered})]
-        stale = EntryChange("guests", "g1", "added", {}, {"name": "Ada", "rsvp": "pending"})
-        assert (
-            await commit(_derived(stale, {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 2)]})) == []
-        )
-        # Another writer's item at a slot is not ordered by clocks: told as it comes.
-        other = EntryChange("guests", "g1", "updated", {"meal": None}, {"meal": "fish"})
-        assert await commit(_derived(other, {meal: [(7, 40)]})) == [
-            ("guest.updated", {"id": "g1", "changes": {"meal": {"from": None, "to": "fish"}}})
-        ]
-        seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
-        assert seqs == [1, 2]
-    finally:
-        await store.close()
-
-
-@pytest.mark.asyncio
-@pytest.mark.timeout(30)
-async def test_an_item_overwritten_before_it_was_told_is_not_told(tmp_path: Path) -> None:
-    await _check_stale(None, tmp_path)
-
-
-@pytest.mark.asyncio
-@pytest.mark.timeout(30)
-async def test_an_item_overwritten_before_it_was_told_is_not_told_on_postgres(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    await _check_stale(postgres_url, tmp_path)
+    entry, name = ("guests", "g1"), ("guests", "g1", "name")
+    rsvp, meal = ("guests", "g1", "rsvp"), ("guests", "g1", "meal")
+    answered = {"name": "Ada", "rsvp": "accepted"}
+    merged = EntryChange("guests", "g1", "added", {}, answered)
+    assert await _stored(
+        gateway, _derived(merged, {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 3)]})
+    ) == [("guest.added", {"id": "g1", "fields": answered})]
+    stale = EntryChange("guests", "g1", "added", {}, {"name": "Ada", "rsvp": "pending"})
+    assert (
+        await _stored(gateway, _derived(stale, {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 2)]}))
+        == []
+    )
+    # Another writer's item at a slot is not ordered by clocks: told as it comes.
+    other = EntryChange("guests", "g1", "updated", {"meal": None}, {"meal": "fish"})
+    assert await _stored(gateway, _derived(other, {meal: [(7, 40)]})) == [
+        ("guest.updated", {"id": "g1", "changes": {"meal": {"from": None, "to": "fish"}}})
+    ]
+    seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
+    assert seqs == [1, 2]
