@@ -27,6 +27,7 @@ from crdt_server.codec.protocol import SyncUpdate, decode_message, encode_sync_s
 from crdt_server.codec.updates import decode_state_vector, inspect_update
 from crdt_server.settings import Settings
 from crdt_server.testing.tokens import TokenMinter, new_secret
+from tests.core.test_sliced_updates import covers
 from tests.healthz import measured, polling
 from tests.server import ServerProcess
 
@@ -148,16 +149,6 @@ async def test_a_refusal_holds_no_loop_and_the_largest_accepted_update_is_measur
         assert figures["healthz_p99_ms"] < 1000 * bound, figures
 
 
-def _covers(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
-    """Whether the union of ``ranges`` ((clock, length)) covers [start, end)."""
-    reached = start
-    for clock, length in sorted(ranges):
-        if clock > reached:
-            break
-        reached = max(reached, clock + length)
-    return reached >= end
-
-
 GUESTS = 20_000
 DELETION_P99 = 1.0
 """The bound a client's deletion of every guest keeps another wedding's /healthz p99 under
@@ -203,7 +194,7 @@ async def test_a_clients_deletion_of_20000_guests_is_applied_in_parts(
                 else:
                     await ws.send(encode_update(change))
                 async with asyncio.timeout(120):
-                    while not _covers([r for e in echoed for r in e], start, start + length):
+                    while not covers([r for e in echoed for r in e], start, start + length):
                         frame = await ws.recv()
                         assert isinstance(frame, bytes)
                         if frame[:2] == b"\x00\x02":

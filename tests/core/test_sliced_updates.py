@@ -151,7 +151,7 @@ async def test_a_restore_removing_many_entries_is_taken_in_by_parts(
         assert {(h["sub"], h["role"]) for h in parts} == {("ann", "couple")}
 
 
-def _covers(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
+def covers(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
     """Whether the union of ``ranges`` ((clock, length)) covers [start, end)."""
     reached = start
     for clock, length in sorted(ranges):
@@ -195,7 +195,7 @@ async def test_a_clients_deletion_of_many_entries_is_taken_in_by_parts(
                 await reader.send(encode_update(change))
             echoed: list[list[tuple[int, int]]] = []
             async with asyncio.timeout(20):
-                while not _covers([r for e in echoed for r in e], start, start + length):
+                while not covers([r for e in echoed for r in e], start, start + length):
                     frame = await reader.recv()
                     assert isinstance(frame, bytes)
                     message = decode_message(frame)
