@@ -78,6 +78,7 @@ __all__ = [
     "dialect_sql",
     "dialected",
     "each_in_a_savepoint",
+    "escape_like",
     "created",
     "rebuilt",
     "renamed",
@@ -173,6 +174,12 @@ def _ddl_text(statement: str, dialect: Dialect, prefix: str) -> str:
     if dialect == "sqlite":
         return text
     return text.replace("{", "{{").replace("}", "}}").replace("{{s}}", "{s}")
+
+
+def escape_like(text: str) -> str:
+    """``text`` for a ``LIKE ... ESCAPE '!'`` pattern, matched as it is (its ``%``, ``_``
+    and ``!`` escaped)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 def schema_of(name: str, *tables: Table, migrations: Sequence[Migration] = ()) -> Schema:

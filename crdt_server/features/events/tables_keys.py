@@ -13,7 +13,7 @@ import msgspec
 
 from crdt_server.features.events.domain import Derivation, DerivedEvent, told_entries
 from crdt_server.storage import NewEvent
-from crdt_server.storage.gateway import Tx, rows_as
+from crdt_server.storage.gateway import Tx, escape_like, rows_as
 
 __all__ = ["first_of_their_keys"]
 
@@ -82,7 +82,7 @@ def _not_overwritten(wedding: str, untold: list[str], new: set[tuple[str, str]])
             _Key,
             "SELECT wedding, key FROM {t}event_keys WHERE wedding = ? AND key LIKE ? ESCAPE '!'",
             wedding,
-            _like(prefix) + "%",
+            escape_like(prefix) + "%",
         )
         clocks = [int(r.key[len(prefix) :]) for r in rows if (wedding, r.key) not in new]
         latest[(doc, client)] = max(clocks, default=-1)
@@ -91,11 +91,6 @@ def _not_overwritten(wedding: str, untold: list[str], new: set[tuple[str, str]])
         for key, (doc, how, client, clock) in parsed
         if how != "w" or int(clock) > latest[(doc, client)]
     ]
-
-
-def _like(text: str) -> str:
-    """``text`` for a ``LIKE ... ESCAPE '!'`` pattern, matched as it is."""
-    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 class _Told(msgspec.Struct, frozen=True):
@@ -109,7 +104,7 @@ def _rest(event: NewEvent, derivation: Derivation, untold: list[str]) -> Tx[list
     whoever told the others has committed)."""
     entry = derivation.change.id
     needle = f'"id":{json.dumps(entry)}'
-    pattern = "%" + _like(needle) + "%"
+    pattern = "%" + escape_like(needle) + "%"
     rows = yield from rows_as(
         _Told,
         "SELECT type, data FROM {t}events WHERE wedding = ? AND doc = ?"

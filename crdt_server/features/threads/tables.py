@@ -32,7 +32,7 @@ import msgspec
 from crdt_server.features.events import forget_events_of
 from crdt_server.features.threads.tables_messages import MESSAGE_COLUMNS, ThreadMessageRow
 from crdt_server.storage import Gateway, Table, schema_of
-from crdt_server.storage.gateway import Sql, Tx, row_as, rows_as
+from crdt_server.storage.gateway import Sql, Tx, escape_like, row_as, rows_as
 
 __all__ = [
     "SCHEMA",
@@ -235,8 +235,7 @@ class ExportedThreads(msgspec.Struct, frozen=True):
 
 def contains_pattern(text: str) -> str:
     """A ``LIKE ... ESCAPE '!'`` pattern matching values that contain ``text`` as is."""
-    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"
+    return f"%{escape_like(text)}%"
 
 
 # -- reads -------------------------------------------------------------------------------
