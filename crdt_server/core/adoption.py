@@ -24,6 +24,7 @@ the id goes to its first writer once the window has ended.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -88,6 +89,10 @@ class Adoptions:
         self._gateway = gateway
         self._windows: list[Window] = []
         self._read_at = -_SEEN_SECONDS
+        self._reading: asyncio.Task[None] | None = None
+        """The read of the windows under way: those who find them stale meanwhile wait
+        for it (a thousand writers new to this process at once read them once, not a
+        thousand times)."""
 
     async def window(self, wedding: str) -> Window | None:
         """The open window that covers ``wedding`` (the latest restore point), if any."""
@@ -95,13 +100,21 @@ class Adoptions:
             return None
         now = clock.now()
         if now - self._read_at >= _SEEN_SECONDS:
-            rows = await self._gateway.fetch(
+            if self._reading is None:
+                self._reading = asyncio.create_task(self._read(self._gateway, now))
+            await asyncio.shield(self._reading)
+        found = [w for w in self._windows if w.until > now and w.wedding in ("", wedding)]
+        return max(found, key=lambda w: w.since) if found else None
+
+    async def _read(self, gateway: Gateway, now: float) -> None:
+        try:
+            rows = await gateway.fetch(
                 "SELECT wedding, since, until FROM {t}yjs_client_adoptions WHERE until > ?", now
             )
             self._windows = [Window(str(w), int(s), float(u)) for w, s, u in rows]
             self._read_at = now
-        found = [w for w in self._windows if w.until > now and w.wedding in ("", wedding)]
-        return max(found, key=lambda w: w.since) if found else None
+        finally:
+            self._reading = None
 
     async def is_back(self, window: Window, doc: str, owner: str) -> bool:
         """True if ``owner`` wrote to ``doc`` after the window's restore point (not what

@@ -33,6 +33,7 @@ writer after the upgrade owns them (CHANGELOG).
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -154,6 +155,70 @@ def _claim(wedding: str, clients: list[int], owner: str, now: float) -> Tx[dict[
     return owners
 
 
+_Ask = tuple[str, list[int], str]
+"""One claim: the wedding, the ids, the owner asked for."""
+
+
+def _claims(asks: list[_Ask], now: float) -> Tx[list[dict[int, str]]]:
+    """Every ask of a batch, each as :func:`_claim` decides it, in one transaction."""
+    found: list[dict[int, str]] = []
+    for wedding, clients, owner in asks:
+        found.append((yield from _claim(wedding, clients, owner, now)))
+    return found
+
+
+class _Batches:
+    """The claims of ids new to this process, decided in the store in batches: those asked
+    while a batch is in its transaction share the next one (leader/follower, no timer).
+
+    Each writer's first update under a new id waits for its claim, and many come at once
+    (every client of a server that just started, or a step of new writers): one gateway
+    transaction each took a place each in the store's shared transactions
+    (:data:`storage._group_commit.MAX_SHARED_UPDATES`) behind the rooms' commits, so 10,000
+    new writers at 4,000 updates a second made 200 transactions of claims, and writers
+    waited seconds for them (:file:`docs/performance/2026-11-29.md`)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._asks: list[_Ask] = []
+        self._done: asyncio.Future[list[dict[int, str]]] | None = None
+        """The answers of the batch being gathered (``None``: none is)."""
+        self._running: asyncio.Task[None] | None = None
+
+    async def claim(self, wedding: str, clients: list[int], owner: str) -> dict[int, str]:
+        """What :func:`_claim` decides for this ask, in the next batch."""
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+        done, index = self._done, len(self._asks)
+        self._asks.append((wedding, clients, owner))
+        if self._running is None:
+            self._running = asyncio.create_task(self._run(), name="client id claims")
+        return (await asyncio.shield(done))[index]
+
+    async def _run(self) -> None:
+        try:
+            while self._done is not None:
+                asks, done = self._asks, self._done
+                self._asks, self._done = [], None
+                try:
+                    done.set_result(await self._gateway.run(_claims(asks, clock.now())))
+                except Exception as exc:  # every ask of the batch fails with it
+                    _fail(done, exc)
+                except asyncio.CancelledError:  # the server stops: nobody waits forever
+                    for waiting in (done, self._done):
+                        if waiting is not None:
+                            _fail(waiting, StoreError("the client ids' claims stopped"))
+                    self._asks, self._done = [], None
+                    raise
+        finally:
+            self._running = None
+
+
+def _fail(done: asyncio.Future[list[dict[int, str]]], exc: Exception) -> None:
+    done.set_exception(exc)
+    done.exception()  # retrieved: an ask whose caller has left is not logged as lost
+
+
 class ClientIds:
     """The owners of the client ids, as this process knows them (see the module
     docstring). Without a store that has SQL tables it keeps them in memory only."""
@@ -163,6 +228,7 @@ class ClientIds:
         self._metrics = metrics
         self._known: OrderedDict[tuple[str, int], str] = OrderedDict()
         self._gateway: Gateway | None = None
+        self._batches: _Batches | None = None
         self.adoptions = Adoptions(None)
         """The adoption windows (:mod:`crdt_server.core.adoption`)."""
 
@@ -178,6 +244,7 @@ class ClientIds:
         await self._store.install(CLIENT_OWNERS_SCHEMA)
         await self._store.install(ADOPTIONS_SCHEMA)
         self.adoptions = Adoptions(self._gateway)
+        self._batches = _Batches(self._gateway)
 
     async def own(
         self, wedding: str, summary: UpdateSummary, replica: Replica, owner: str, update: bytes
@@ -262,10 +329,10 @@ class ClientIds:
                 owners[client] = found
         if not unknown or any(found != owner for found in owners.values()):
             return owners
-        if self._gateway is None:
+        if self._batches is None:
             claimed = dict.fromkeys(unknown, owner)
         else:
-            claimed = await self._gateway.run(_claim(wedding, unknown, owner, clock.now()))
+            claimed = await self._batches.claim(wedding, unknown, owner)
         for client, who in claimed.items():
             self._remember(wedding, client, who)
         owners.update(claimed)

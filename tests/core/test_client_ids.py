@@ -272,6 +272,44 @@ async def test_the_first_claim_is_decided_in_the_store(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_many_new_ids_at_once_are_claimed_in_a_few_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers new to a process come at once (its clients after a restart, a wave of new
+    devices): their claims share transactions, each decided as one claim alone would be
+    (one id asked by two people in one batch goes to the first), instead of one gateway
+    transaction each (10,000 at once took seconds of the store's queue)."""
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    try:
+        ids = ClientIds(store)
+        await ids.start()
+        await ids.claim("w0", [1], "ann")
+        transactions = 0
+        run = Gateway.run
+
+        async def counted(self: Gateway, tx: Any) -> Any:
+            nonlocal transactions
+            transactions += 1
+            return await run(self, tx)
+
+        monkeypatch.setattr(Gateway, "run", counted)
+        fresh = ClientIds(store)  # another process: it knows nobody yet
+        await fresh.start()
+        asks = [fresh.claim(f"w{n % 7}", [1000 + n], f"p{n}") for n in range(300)]
+        asks += [fresh.claim("w0", [1], "pat"), fresh.claim("w3", [2000], "kim")]
+        asks += [fresh.claim("w3", [2000], "lee")]
+        got = await asyncio.gather(*asks)
+        assert transactions <= 3
+        assert all(got[n] == {1000 + n: f"p{n}"} for n in range(300))
+        assert got[300] == {1: "ann"}  # owned before: told, not claimed
+        assert got[301] == got[302] == {2000: "kim"}  # two asks in one batch: the first's
+        rows = await Gateway.of(store).fetch("SELECT count(*) FROM {t}yjs_client_owners")
+        assert rows[0][0] == 302
+    finally:
+        await store.close()
+
+
 def holding(*updates: bytes) -> RoomDocument:
     """A room's document that holds ``updates``."""
     replica = RoomDocument()
