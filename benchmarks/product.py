@@ -387,6 +387,8 @@ class Step:
     missing: int = 0
     late: int = 0
     closed: int = 0
+    closed_codes: dict[str, int] = field(default_factory=dict)
+    """The close codes of the sockets the server closed in the step, each with its count."""
     server_ms_per_update: float | None = None
     generator_pct: list[float] = field(default_factory=list)
     server_pct: float = 0.0
@@ -821,7 +823,9 @@ async def one_step(
     step.lost = sum(r["expected_echoes"] - r["echoes"] for r in results)
     step.missing = sum(r["expected_deliveries"] - r["deliveries"] for r in results)
     step.late = sum(r["late_echoes"] + r["late_deliveries"] for r in results)
-    step.closed = sum(scale.merge_counts(results, "closed").values())
+    codes = scale.merge_counts(results, "closed")
+    step.closed = sum(codes.values())
+    step.closed_codes = dict(codes)
     step.server_ms_per_update = 1000.0 * cpu / step.sent if step.sent else None
     step.server_pct = 100.0 * cpu / wall
     step.generator_pct = [100.0 * g / wall for g in gen]
@@ -849,7 +853,8 @@ def print_step(name: str, s: Step) -> None:
     print(
         f"[{name}] offered {s.rate:.0f}/s: sent {s.sent_per_s:.0f}/s, echo p50 "
         f"{fmt(s.echo_p50)} p99 {fmt(s.echo_p99)} ms, delivery p99 {fmt(s.delivery_p99)} ms, "
-        f"lost {s.lost}, missing {s.missing}, late {s.late}, closed {s.closed}, server "
+        f"lost {s.lost}, missing {s.missing}, late {s.late}, closed {s.closed} "
+        f"({scale.codes_text(Counter(s.closed_codes))}), server "
         f"{fmt(s.server_ms_per_update, '{:.3f}')} ms CPU/update ({s.server_pct:.0f}% of a "
         f"core), {database}load generator {gens}% , other {s.other_pct:.0f}%, fsync probe p50 "
         f"{fmt(s.fsync_p50, '{:.2f}')} ms, commit p50 {fmt(s.commit_p50)} ms (bucket), "
