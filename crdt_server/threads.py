@@ -19,28 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import select
-import sys
 import threading
 import time
 
-__all__ = ["SWITCH_INTERVAL", "hand_over_sooner", "share_gil"]
+__all__ = ["share_gil"]
 
 WORK = 0.02
 """Seconds of the thread's CPU time between pauses."""
 PAUSE = 0.002
 """Seconds of each pause: long enough for the loop's thread to take the GIL and run a
 turn's system calls without waiting."""
-
-SWITCH_INTERVAL = 0.0005
-"""A server process's GIL switch interval (CPython's default: 0.005 s). The other way of
-the convoy: while the loop's thread runs Python without pause (a server at or past what it
-sustains), a worker thread waits up to the interval for the GIL each time it takes it
-back, and the SQLite writer thread takes it back after each statement (the driver lets it
-go while SQLite works). At 4,000 updates a second on 2 cores (the product scenario), a
-transaction of a few dozen updates took seconds on the default interval, room commits'
-median was in the 5 s bucket, and writers paused behind them were closed with 1013 (2,435
-to 6,321 of 10,000 in a step); at 0.5 ms none was, nothing was lost, at about a tenth more
-CPU per update (:file:`docs/performance/2026-11-29.md`)."""
 
 _MAIN = threading.main_thread()
 _last = threading.local()
@@ -67,9 +55,3 @@ def share_gil() -> None:
         # time.sleep fails with EINVAL; select's relative timeout does not.
         select.select([], [], [], PAUSE)
         _last.at = time.thread_time()
-
-
-def hand_over_sooner() -> None:
-    """Set this process's GIL switch interval to :data:`SWITCH_INTERVAL` (a server process
-    does at start: ``crdt-server serve`` and each of its workers)."""
-    sys.setswitchinterval(SWITCH_INTERVAL)

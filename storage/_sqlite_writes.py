@@ -13,8 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crdt_server.threads import share_gil
-
 from ._group_commit import Appending, Part
 from ._sqlite_schema import Body, Busy, run_transaction, try_transaction
 from ._sqlite_sql import Held, Outside, appending, driver
@@ -129,13 +127,8 @@ class SqliteWrites:
 
 
 def _committed(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
-    """On the writer thread: :func:`run_transaction`, its failure as :class:`StoreError`;
-    then the loop's thread may have the GIL (:func:`crdt_server.threads.share_gil`: a
-    transaction is Python too, the features' steps, and under load they follow each
-    other without pause)."""
+    """On the writer thread: :func:`run_transaction`, its failure as :class:`StoreError`."""
     try:
         return run_transaction(db, body, path)
     except sqlite3.Error as exc:
         raise StoreError(f"writing {path} failed: {exc}") from exc
-    finally:
-        share_gil()

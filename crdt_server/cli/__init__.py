@@ -60,7 +60,6 @@ from crdt_server.features import (
 from crdt_server.placement import ALONE, Placement
 from crdt_server.rlimits import raise_open_files_limit
 from crdt_server.settings import Settings, SettingsError
-from crdt_server.threads import hand_over_sooner
 from crdt_server.tools import commands as data_commands
 from crdt_server.wire.affinity import Affinity, make_run_dir
 from crdt_server.wire.http_head import head_deadline_protocol
@@ -195,7 +194,6 @@ def app_from_env(worker: int | None = None) -> Starlette:
         placement=ALONE if worker is None else Placement(worker, settings.workers),
     )
     tune_gc(settings)
-    hand_over_sooner()
     return app
 
 
@@ -233,7 +231,6 @@ def serve(settings: Settings, *, demo: bool = False) -> None:
         # --allow-anonymous alone lets a person in too: the links, without seeding.
         with_demo(app, settings, settings.public_url.rstrip("/") or local, seed=demo)
     tune_gc(settings)
-    hand_over_sooner()
     _run(settings, app, sock, announce)
 
 

@@ -250,11 +250,10 @@ RULES: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
         ("crdt_server.documents", "crdt_server.actor", "crdt_server.lib0"),
         frozenset({"pycrdt"}),
     ),
-    # Storage knows its databases and nothing of the server or the domain (the clock, and
-    # how a worker thread shares the GIL: leaves of their own).
+    # Storage knows its databases and nothing of the server or the domain.
     (
         "crdt_server.storage",
-        ("crdt_server.storage", "crdt_server.clock", "crdt_server.threads"),
+        ("crdt_server.storage", "crdt_server.clock"),
         frozenset({"aiosqlite", "asyncpg", "sqlite3", "asyncio"}),
     ),
     ("crdt_server", ("crdt_server",), frozenset()),
