@@ -175,8 +175,8 @@ class _Batches:
     (every client of a server that just started, or a step of new writers): one gateway
     transaction each took a place each in the store's shared transactions
     (:data:`storage._group_commit.MAX_SHARED_UPDATES`) behind the rooms' commits, so 10,000
-    new writers at 4,000 updates a second made 200 transactions of claims, and writers
-    waited seconds for them (:file:`docs/performance/2026-11-29.md`)."""
+    new writers made 200 shared transactions' worth of claims in the one write queue
+    (:file:`docs/performance/2026-11-29.md`)."""
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
