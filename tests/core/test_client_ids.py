@@ -278,7 +278,8 @@ async def test_many_new_ids_at_once_are_claimed_in_a_few_transactions(
     """Writers new to a process come at once (its clients after a restart, a wave of new
     devices): their claims share transactions, each decided as one claim alone would be
     (one id asked by two people in one batch goes to the first), instead of one gateway
-    transaction each (10,000 at once took seconds of the store's queue)."""
+    transaction each (10,000 at once were 200 shared transactions' worth of the store's
+    one write queue)."""
     store = SqliteStore(tmp_path / "s.sqlite3")
     await store.open()
     try:
