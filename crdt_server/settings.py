@@ -250,13 +250,16 @@ class Settings:
     survives the server being killed; a power loss or kernel crash may lose the last
     commits (never the file)."""
     sqlite_commits: str = "auto"
-    """Where the SQLite store runs its commits of updates and feature rows: ``auto`` (the
-    default) or ``thread``: on the writer thread, leader/follower (a commit with none in
-    flight is handed to the thread at once; the updates that arrive during its fsync share
-    the next), so the event loop never waits for an fsync; ``loop``: on the event loop's own
-    thread (no hop to the thread and back; every room of the process waits for each
-    commit's fsync: only for a fast local disk and one process). Compactions, deletions and
-    checkpoints always run on the writer thread."""
+    """Where the SQLite store runs its commits of updates and feature rows: ``thread``: on
+    the writer thread, leader/follower (a commit with none in flight is handed to the
+    thread at once; the updates that arrive during its fsync share the next), so the event
+    loop never waits for an fsync; ``auto`` (the default): the same, except past
+    saturation, while a whole shared transaction's worth waits behind the one being
+    committed: then on the loop's thread (behind a busy loop each statement on the thread
+    waits for the interpreter, and commits fell seconds behind); ``loop``: always on the
+    event loop's own thread (no hop to the thread and back; every room of the process
+    waits for each commit's fsync: only for a fast local disk and one process).
+    Compactions, deletions and checkpoints always run on the writer thread."""
     sqlite_read_connections: int = 0
     """Reads of the SQLite store that run at once (room loads, connects, JSON reads), each
     on a read-only connection of its own; further reads wait their turn. Writes keep their

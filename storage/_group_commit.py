@@ -153,6 +153,16 @@ class GroupCommitter(Generic[W]):
         self._queue = _Queue()
         self._task = asyncio.create_task(self._run(self._queue), name=f"writer {self._where}")
 
+    @property
+    def behind(self) -> bool:
+        """Whether a whole shared transaction's worth is queued behind the jobs being
+        carried out (:data:`MAX_SHARED_UPDATES`) and no leader's transaction is on the
+        backend's thread: the writer cannot keep up. A backend that commits on a thread
+        of its own may then carry out the writer task's shared transactions on the loop's
+        thread (:mod:`storage.sqlite`)."""
+        queue = self._queue
+        return queue is not None and not self._leading and queue.updates >= MAX_SHARED_UPDATES
+
     async def stop(self) -> None:
         """Carry out everything already queued, then stop; later calls raise StoreError."""
         queue, task = self._queue, self._task
@@ -344,9 +354,12 @@ class _Queue(Generic[W]):
         """Appends asked to go first that are queued."""
         self._others = 0
         """Jobs queued that are neither appends nor gateway transactions."""
+        self.updates = 0
+        """What the jobs queued count towards :data:`MAX_SHARED_UPDATES`, together."""
 
     def put(self, job: _Job[W] | None) -> None:
         self._jobs.append(job)
+        self.updates += _size(job)
         self._firsts += _first(job)
         self._others += not isinstance(job, _Append | _Run)
         self._ready.set()
@@ -391,6 +404,7 @@ class _Queue(Generic[W]):
                     behind.append(job)
             behind.extend(queued)
             self._jobs = behind
+        self.updates -= sum(_size(job) for job in jobs)
         self._firsts -= sum(_first(job) for job in jobs)
         self._others -= sum(not isinstance(job, _Append | _Run) for job in jobs)
         return jobs
@@ -399,7 +413,7 @@ class _Queue(Generic[W]):
         """Every job still queued (the writer stopped)."""
         jobs = list(self._jobs)
         self._jobs.clear()
-        self._firsts = self._others = 0
+        self._firsts = self._others = self.updates = 0
         return jobs
 
 

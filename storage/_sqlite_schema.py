@@ -164,7 +164,8 @@ def _run_begun(db: sqlite3.Connection, body: Body[_T], path: Path) -> _T:
 def commits_on_loop(commits: str) -> bool:
     """Whether the shared transactions run on the event loop's thread: only where
     ``commits`` is ``loop``. ``auto`` (the default) and ``thread`` hand them to the writer
-    thread, a leader's at once (:mod:`._group_commit`): the loop never waits for an fsync.
+    thread, a leader's at once (:mod:`._group_commit`): the loop never waits for an fsync,
+    except that ``auto`` commits on the loop past saturation (:mod:`._sqlite_writes`).
     (Until issue 76, ``auto`` chose the loop where an fsync took at most 1 ms: each commit
     then stopped every room of the process for its fsync, 47 % of the loop's time at 500
     updates a second in the product scenario.)"""

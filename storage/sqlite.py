@@ -6,7 +6,10 @@ rather than one each. Each transaction runs whole, ``BEGIN IMMEDIATE`` to ``COMM
 one call on the writer thread; an append with no transaction in flight is handed to it at
 once, from its caller's turn of the loop (a leader, :mod:`._group_commit`), so the loop
 never waits for an fsync (``commits="loop"`` runs the shared transactions on the loop's
-own thread instead: :func:`~storage._sqlite_schema.commits_on_loop`). Reads run on a bounded
+own thread instead: :func:`~storage._sqlite_schema.commits_on_loop`). Past saturation
+(``commits="auto"``, the default) the writer task's shared transactions run on the loop's
+thread while a whole transaction's worth is queued behind the one being carried out
+(:mod:`._sqlite_writes`). Reads run on a bounded
 pool of read-only connections, several at once (:mod:`storage._sqlite_readers`); in WAL
 mode each sees every commit acknowledged before it started, and nothing uncommitted.
 
@@ -109,6 +112,9 @@ class SqliteStore(SqliteWrites, StoreQueries):
         self._commits_on = commits
         self._on_loop = inline
         """The shared transactions run on the loop's thread (decided when opened)."""
+        self._behind_on_loop = commits == "auto"
+        """The writer task's shared transactions run on the loop's thread while the writer
+        is behind (:attr:`~storage._group_commit.GroupCommitter.behind`), ``auto`` only."""
         self._readers: ReadPool | None = None
         """The read connections."""
         self._inline_db: sqlite3.Connection | None = None

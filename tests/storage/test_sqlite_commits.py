@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from crdt_server.storage import NewUpdate, SqliteStore, StoreError
+from crdt_server.storage._group_commit import MAX_SHARED_UPDATES
 from crdt_server.storage.gateway import Sql, statements
 from tests.storage.conftest import finished_at_once
 
@@ -105,6 +106,59 @@ async def test_a_leader_commits_on_the_thread_at_once_and_followers_share_the_ne
         # Nothing in flight again: the next append leads.
         assert await store.append([_row("a/guests", 1)]) == [first[0] + 21]
         assert store.commits - before == 3
+    finally:
+        await store.close()
+
+
+def _on_thread(seen: list[str]) -> Generator[Sql, Any, None]:
+    """A feature's step that records which thread runs its transaction."""
+    seen.append(threading.current_thread().name)
+    yield Sql("SELECT 1", ())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("commits", ["auto", "thread"])
+async def test_a_writer_that_is_behind_commits_on_the_loop_where_auto(
+    tmp_path: Path, commits: Any
+) -> None:
+    """Past saturation (a whole shared transaction's worth queued behind the one being
+    carried out) ``auto`` carries out the writer task's transactions on the loop's thread:
+    on the writer thread behind a loop that runs Python without pause, each statement
+    waits for the interpreter (50 updates took up to 1.2 s in the product scenario at
+    4,000/s). ``thread`` keeps them on the thread; below saturation both do."""
+    store = SqliteStore(tmp_path / "s.db", commits=commits)
+    await store.open()
+    try:
+        seen: list[str] = []
+        opened, release = threading.Event(), threading.Event()
+        leader = asyncio.ensure_future(
+            store.append([_row("a/guests", 0)], steps=[_held_until(opened, release)])
+        )
+        await asyncio.sleep(0)
+        assert opened.wait(5)
+        count = MAX_SHARED_UPDATES * 3
+        queued = [
+            asyncio.ensure_future(store.append([_row(f"w{i}/guests", i)], steps=[_on_thread(seen)]))
+            for i in range(count)
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        first = await leader
+        seqs = [s for f in queued for s in await f]
+        assert seqs == list(range(first[0] + 1, first[0] + count + 1))  # in order, all
+        main = threading.main_thread().name
+        on_loop = sum(name == main for name in seen)
+        # Taken 50 at a time. The first 50 were taken while the leader's transaction was
+        # on the thread: they follow it there (the one connection is used by one thread
+        # at a time). The next 50 had 50 more behind them: on the loop's thread where
+        # ``auto``. The last had nothing behind.
+        assert on_loop == (MAX_SHARED_UPDATES if commits == "auto" else 0)
+        # Below saturation, every commit is the thread's again.
+        seen.clear()
+        await store.append([_row("a/guests", 1)], steps=[_on_thread(seen)])
+        assert seen and main not in seen
+        log = await store.load("w0/guests")
+        assert log is not None and len(log.updates) == 1
     finally:
         await store.close()
 
