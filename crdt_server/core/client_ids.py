@@ -230,7 +230,7 @@ class _Batches:
         self._running: asyncio.Task[None] | None = None
 
     async def claim(self, wedding: str, clients: list[int], owner: str) -> dict[int, str]:
-        """What :func:`_claim` decides for this ask, in the next batch."""
+        """What :func:`_claims` decides for this ask, in the next batch."""
         if self._done is None:
             self._done = asyncio.get_running_loop().create_future()
         done, index = self._done, len(self._asks)
