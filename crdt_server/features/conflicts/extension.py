@@ -101,6 +101,9 @@ class ConflictsKeeper(Extension):
         self._running: set[asyncio.Task[None]] = set()
         self._writers: OrderedDict[str, OrderedDict[str, tuple[str, str, float]]] = OrderedDict()
         """wedding -> entry path -> (sub, role, when) of its last write committed here."""
+        self._elsewhere: dict[str, set[str]] = {}
+        """wedding -> entry paths of :attr:`_writers` that another process's content
+        changed since (their last writer may not be the one kept here)."""
 
     def on_stored(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:
@@ -110,9 +113,11 @@ class ConflictsKeeper(Extension):
         if writers is None:
             writers = self._writers[room.wedding_id] = OrderedDict()
             while len(self._writers) > _WEDDINGS_REMEMBERED:
-                self._writers.popitem(last=False)
+                forgotten, _ = self._writers.popitem(last=False)
+                self._elsewhere.pop(forgotten, None)
         else:
             self._writers.move_to_end(room.wedding_id)
+        elsewhere = self._elsewhere.get(room.wedding_id, set())
         touched: list[EntryChange] = []
         written: list[str] = []
         for update in batch.updates:
@@ -123,11 +128,21 @@ class ConflictsKeeper(Extension):
                     continue
                 for change in changes:
                     path = f"{room.kind}/{change.root}/{change.id}"
+                    last = writers.get(path)
                     writers[path] = (actor.sub, actor.role, now)
                     writers.move_to_end(path)
-                    written.append(path)
+                    # Its findings are written again when the entry's last writer changed
+                    # (here, or content of another process came since), not each time the
+                    # same person writes it again: each of a planner's edits of an item's
+                    # notes rewrote its findings (a conflicts update committed, broadcast
+                    # and derived per edit). An actor's ``at`` is then the first write of
+                    # such a run; it only orders two processes' writers.
+                    if last is None or last[:2] != (actor.sub, actor.role) or path in elsewhere:
+                        written.append(path)
+                        elsewhere.discard(path)
         while len(writers) > _WRITERS_PER_WEDDING:
-            writers.popitem(last=False)
+            path, _ = writers.popitem(last=False)
+            elsewhere.discard(path)
         wedding = self._wedding(room.wedding_id)
         wedding.local = True
         wedding.touch(room, touched)
@@ -137,8 +152,15 @@ class ConflictsKeeper(Extension):
             wedding.stored = True
 
     def on_remote_changes(self, room: RoomView, changes: Sequence[ChangeRecord]) -> None:
-        if room.kind in DOCUMENT_KINDS:
-            self._wedding(room.wedding_id).touch(room, entry_changes(changes))
+        if room.kind not in DOCUMENT_KINDS:
+            return
+        self._wedding(room.wedding_id).touch(room, entry_changes(changes))
+        writers = self._writers.get(room.wedding_id)
+        if writers is not None:  # whoever wrote there, the next write here says it again
+            paths = {f"{room.kind}/{change.root}/{change.id}" for change in changes}
+            moved = paths.intersection(writers)
+            if moved:
+                self._elsewhere.setdefault(room.wedding_id, set()).update(moved)
 
     def on_change(self, room: RoomView, batch: CommitBatch) -> None:
         if room.kind not in DOCUMENT_KINDS:

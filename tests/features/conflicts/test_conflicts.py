@@ -298,3 +298,48 @@ async def _assigned_elsewhere(http: httpx.AsyncClient, guest: str) -> bytes:
 
 def _instant(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.asyncio
+async def test_a_finding_is_written_again_when_its_last_writer_changes_not_at_each_write(
+    http: httpx.AsyncClient,
+) -> None:
+    """The same person writing an entry of a finding again leaves the conflicts room as it
+    is (each of a planner's edits of an item's notes rewrote its findings, with the time of
+    the write: a conflicts update committed, broadcast and derived per edit); another
+    person's write names them at once."""
+    for item, start in (("i1", "2027-06-12T14:00Z"), ("i2", "2027-06-12T14:30Z")):
+        timed = {"title": item, "start": start, "end": "2027-06-12T15:30Z", "location": "Garden"}
+        await op(http, "timeline", {"op": "add_timeline_item", "item_id": item, **timed})
+
+    async def found(people: int) -> dict[str, Any] | None:
+        answer = await http.get("/api/weddings/w1/conflicts", headers=auth())
+        for c in answer.json()["conflicts"]:
+            if c["code"] == "timeline.location_overlap" and len(c["actors"]) == people:
+                return dict(c)
+        return None
+
+    async def written() -> int:
+        answer = await http.get(
+            "/api/weddings/w1/docs/conflicts/history", params={"limit": 100}, headers=auth()
+        )
+        assert answer.status_code == 200, answer.text
+        return len(answer.json()["history"])
+
+    await until(lambda: found(1))
+    before = await written()
+    for n in range(5):
+        await op(http, "timeline", {"op": "update_timeline_item", "item_id": "i1", "notes": f"{n}"})
+    couple = auth("couple", "bob")
+    answer = await http.post(
+        "/api/weddings/w1/docs/timeline/ops",
+        json={"op": "update_timeline_item", "item_id": "i2", "notes": "Photos"},
+        headers=couple,
+    )
+    assert answer.status_code == 200, answer.text
+    conflict = await until(lambda: found(2))
+    assert conflict["actors"] == [
+        {"sub": "ada", "role": "planner"},
+        {"sub": "bob", "role": "couple"},
+    ]
+    assert await written() == before + 1
