@@ -36,7 +36,11 @@ from crdt_server.features.conflicts.domain import (
     last_writers,
     resolved_event,
 )
-from crdt_server.features.conflicts.extension_concurrent import ConcurrentEdits, finding_view
+from crdt_server.features.conflicts.extension_concurrent import (
+    ConcurrentEdits,
+    entry_path,
+    finding_view,
+)
 from crdt_server.features.conflicts.extension_notices import Notices
 from crdt_server.features.conflicts.extension_resolution import (
     acknowledge_checked,
@@ -127,7 +131,7 @@ class ConflictsKeeper(Extension):
                 if actor.role == "server":
                     continue
                 for change in changes:
-                    path = f"{room.kind}/{change.root}/{change.id}"
+                    path = entry_path(room.kind, (change.root, change.id))
                     last = writers.get(path)
                     writers[path] = (actor.sub, actor.role, now)
                     writers.move_to_end(path)
@@ -157,7 +161,7 @@ class ConflictsKeeper(Extension):
         self._wedding(room.wedding_id).touch(room, entry_changes(changes))
         writers = self._writers.get(room.wedding_id)
         if writers is not None:  # whoever wrote there, the next write here says it again
-            paths = {f"{room.kind}/{change.root}/{change.id}" for change in changes}
+            paths = {entry_path(room.kind, (change.root, change.id)) for change in changes}
             moved = paths.intersection(writers)
             if moved:
                 self._elsewhere.setdefault(room.wedding_id, set()).update(moved)
