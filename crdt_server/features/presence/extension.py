@@ -62,6 +62,7 @@ from crdt_server.features.presence.domain_views import (
     _Person,
 )
 from crdt_server.features.presence.extension_views import PresenceViews
+from crdt_server.storage import StoreError
 
 __all__ = ["GONE_PEOPLE", "GONE_SECONDS", "PresenceDirectory"]
 
@@ -313,8 +314,11 @@ class PresenceDirectory(PresenceViews, Extension):
 
     def _written(self, task: asyncio.Future[None]) -> None:
         self._writes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("could not record when a member was last seen: %r", task.exception())
+        failed = None if task.cancelled() else task.exception()
+        if isinstance(failed, StoreError):  # a full disk, a lost database: said as such
+            log.warning("last seen not recorded, the store failed: %s", failed)
+        elif failed is not None:
+            log.error("could not record when a member was last seen: %r", failed)
 
     def _announce(self, change: PresenceChange) -> None:
         self._keep_last_seen(change)

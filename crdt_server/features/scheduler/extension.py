@@ -26,7 +26,7 @@ from crdt_server.core.hooks import Core, Extension
 from crdt_server.features.jobs import Job, JobContext, JobKind
 from crdt_server.features.scheduler import tables
 from crdt_server.features.scheduler.settings import SchedulerSettings
-from crdt_server.storage import Gateway
+from crdt_server.storage import Gateway, StoreError
 from crdt_server.storage.gateway import Tx
 
 __all__ = ["Scheduler", "UnknownJobKind"]
@@ -172,6 +172,9 @@ class Scheduler(Extension):
             try:
                 await self.run_due()
                 wake_at = await tables.next_wake(self.db, self.kinds)
+            except StoreError as exc:  # a full disk, a lost database: one line, not a trace
+                log.warning("scheduled jobs paused, the store failed: %s; trying again", exc)
+                wake_at = None
             except Exception:
                 log.exception("running scheduled jobs failed; trying again")
                 wake_at = None

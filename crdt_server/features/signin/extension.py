@@ -78,7 +78,7 @@ from crdt_server.features.signin.tables import (
     normal_email,
     statement,
 )
-from crdt_server.storage import Gateway
+from crdt_server.storage import Gateway, StoreError
 
 __all__ = [
     "ACCESS_TOKEN_SECONDS",
@@ -468,6 +468,8 @@ class DeviceSessions(Extension):
             await clock.sleep(SWEEP_SECONDS)
             try:
                 await self.sweep()
+            except StoreError as exc:  # a full disk, a lost database: one line, not a trace
+                log.warning("sweeping device sessions paused, the store failed: %s; retrying", exc)
             except Exception:
                 log.exception("sweeping device sessions failed; retrying")
 

@@ -47,7 +47,7 @@ from crdt_server.features.versions.tables import (
     VersionStore,
     to_thin,
 )
-from crdt_server.storage import NewEvent
+from crdt_server.storage import NewEvent, StoreError
 from crdt_server.times import rfc3339
 
 if TYPE_CHECKING:
@@ -114,6 +114,8 @@ class VersionKeeper(Extension):
             await clock.sleep(core.settings.fragment(VersionSettings).version_check_seconds)
             try:
                 await self.check()
+            except StoreError as exc:  # a full disk, a lost database: one line, not a trace
+                log.warning("restore points paused, the store failed: %s; trying again later", exc)
             except Exception:
                 log.exception("could not take or thin restore points; trying again later")
 

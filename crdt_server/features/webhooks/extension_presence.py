@@ -28,6 +28,7 @@ from crdt_server.features.webhooks.domain import Endpoint, new_id
 from crdt_server.features.webhooks.domain_safety import UnsafeTarget
 from crdt_server.features.webhooks.extension import Webhooks
 from crdt_server.features.webhooks.service_sender import SendFailed, post_signed
+from crdt_server.storage import StoreError
 from crdt_server.times import rfc3339
 
 __all__ = ["COALESCE_SECONDS", "PresenceWebhooks", "wants_presence"]
@@ -101,6 +102,9 @@ class PresenceWebhooks(Extension):
             found = await self._webhooks.manage.endpoints(
                 change.wedding, after="", limit=_MOST_ENDPOINTS
             )
+        except StoreError as exc:  # a full disk, a lost database: one line, not a trace
+            log.warning("a presence change was not sent to webhooks, the store failed: %s", exc)
+            return
         except Exception:
             log.exception("could not read the webhook endpoints of a presence change")
             return
