@@ -80,21 +80,19 @@ def _told(kind: str, data: Mapping[str, Any], change: EntryChange) -> list[tuple
 
 def told_items(
     doc: str, kind: str, data: Mapping[str, Any], change: EntryChange, items: Items
-) -> dict[str, tuple[str, ...]] | None:
+) -> dict[str, tuple[str, ...]]:
     """The items an event of type ``kind`` with ``data``, derived from ``change`` (to a
     ``doc`` document), tells of, as :func:`event_key` names them, each with the path of
-    its map slot; ``None`` when they are ambiguous (two integrations of the update wrote
-    one slot)."""
+    its map slot. Where several integrations of the update wrote one slot (a writer's
+    run of messages taken as one update: a guest, then the answer that replaced its
+    ``pending``), each event of the update tells of all of them: another process that
+    integrated the same content otherwise (merged, or one message at a time) told of some
+    of the same items, so the keys still meet (before, such events had no key and were
+    stored whatever was told: the fault campaign's doubled ``guest.added``)."""
     told: dict[str, tuple[str, ...]] = {}
     for path in _told(kind, data, change):
-        found = items.get(path, ())
-        if len(found) > 1:
-            return None
-        if found:
-            gone = change.action == "removed" or (
-                len(path) == 3 and change.after.get(path[2]) is None
-            )
-            client, clock = found[0]
+        gone = change.action == "removed" or (len(path) == 3 and change.after.get(path[2]) is None)
+        for client, clock in items.get(path, ()):
             told[f"{doc}:{'r' if gone else 'w'}:{client}:{clock}"] = path
     return told
 
@@ -111,11 +109,9 @@ def event_key(
     another server), in one update or in several, tell of the same items; the wedding keeps
     an event only if none of its items was told of before (:func:`~crdt_server.features.
     events.tables.store_events`; an event derived with a :class:`Derivation` is told in
-    part instead). ``None`` when the items are unknown (no index of the document's items)
-    or ambiguous (two integrations of the update wrote one slot): such an event is stored
-    as derived."""
-    told = told_items(doc, kind, data, change, items)
-    return None if told is None else " ".join(sorted(told)) or None
+    part instead). ``None`` when it tells of no item the update wrote: such an event is
+    stored as derived."""
+    return " ".join(sorted(told_items(doc, kind, data, change, items))) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +154,8 @@ def derivation_of(
     doc: str, change: EntryChange, told: Sequence[Mapping[str, tuple[str, ...]] | None]
 ) -> Derivation | None:
     """The :class:`Derivation` of the events derived from ``change``, given the items each
-    tells of (:func:`told_items`); ``None`` where one's items are ambiguous or unknown
-    (those events are kept or left out whole, by their own keys)."""
+    tells of (:func:`told_items`); ``None`` where one's items are unknown (those events are
+    kept or left out whole, by their own keys)."""
     if not told or any(not slots for slots in told):
         return None
     return Derivation(doc, change, {k: p for slots in told if slots for k, p in slots.items()})

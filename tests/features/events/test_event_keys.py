@@ -79,7 +79,7 @@ async def test_an_event_of_items_told_before_is_not_stored(gateway: Gateway) -> 
 
 
 def _derived(
-    change: EntryChange, items: dict[tuple[str, ...], list[tuple[int, int]]]
+    change: EntryChange, items: dict[tuple[str, ...], list[tuple[int, int]]], wedding: str = "w1"
 ) -> list[NewEvent]:
     """The events a keyed server derives from ``change`` to the guest list, whose slots
     ``items`` wrote (as :meth:`EventLog.on_commit` makes them)."""
@@ -88,7 +88,7 @@ def _derived(
     derivation = derivation_of("guests", change, told)
     return [
         DerivedEvent(
-            "w1",
+            wedding,
             e.type,
             json.dumps(e.data, separators=(",", ":")),
             "guests",
@@ -169,3 +169,32 @@ async def test_an_item_overwritten_before_it_was_told_is_not_told(gateway: Gatew
     ]
     seqs = [e.seq for e in await read_events(gateway, "w1", limit=100)]
     assert seqs == [1, 2]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_run_of_integrations_that_wrote_one_slot_is_told_once(gateway: Gateway) -> None:
+    """The fault campaign's doubled events (the long run's ``server-stop``): a server
+    paused for 22 s took its writers' buffered messages, once continued, as one update of
+    several integrations: a guest (``rsvp`` pending), then the answer that replaced it.
+    Two integrations wrote the ``rsvp`` slot, so the update's events carried no key and
+    were stored, though the other server, to which the writers had moved, had told the
+    guest with its answer: ``guest.added`` twice (and ``pending -> accepted`` after it)."""
+
+    entry, name, rsvp = ("guests", "g1"), ("guests", "g1", "name"), ("guests", "g1", "rsvp")
+    answered = {"name": "Ada", "rsvp": "accepted"}
+    merged = EntryChange("guests", "g1", "added", {}, answered)
+    at_once = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 3)]}
+    added = EntryChange("guests", "g1", "added", {}, {"name": "Ada", "rsvp": "pending"})
+    answer = EntryChange("guests", "g1", "updated", {"rsvp": "pending"}, {"rsvp": "accepted"})
+    run = {entry: [(9, 0)], name: [(9, 1)], rsvp: [(9, 2), (9, 3)]}
+    # The other server first, the content re-sent to it as one merged change.
+    told = [("guest.added", {"id": "g1", "fields": answered})]
+    assert await _stored(gateway, _derived(merged, at_once)) == told
+    assert await _stored(gateway, _derived(added, run) + _derived(answer, run)) == []
+    # The other way round (w2): the run first, told as it happened; the merged change after.
+    assert await _stored(gateway, _derived(added, run, "w2") + _derived(answer, run, "w2")) == [
+        ("guest.added", {"id": "g1", "fields": {"name": "Ada", "rsvp": "pending"}}),
+        ("guest.rsvp_changed", {"id": "g1", "from": "pending", "to": "accepted"}),
+    ]
+    assert await _stored(gateway, _derived(merged, at_once, "w2")) == []
