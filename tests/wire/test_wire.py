@@ -883,8 +883,10 @@ async def dropped(reader: asyncio.StreamReader, within: float) -> bool:
 async def dropped_before(readers: list[asyncio.StreamReader], deadline: float) -> list[bool]:
     """Which connections the server ended before ``deadline`` (loop time). Each was opened
     after the deadline's base, so none of these ends is its own timeout's: they are the
-    cap's, however late a loaded machine lets the server get to them."""
-    left = max(0.0, deadline - asyncio.get_running_loop().time())
+    cap's, however late a loaded machine lets the server get to them. Past the deadline
+    already, the two could not be told apart: that fails, as it did before."""
+    left = deadline - asyncio.get_running_loop().time()
+    assert left > 0, "opening the sockets took too long to tell the cap's drops"
     return await asyncio.gather(*(dropped(reader, left) for reader in readers))
 
 
